@@ -1,0 +1,2 @@
+//! ledger-core (in progress)
+pub mod types;
