@@ -1,1 +1,31 @@
-//! sim (in progress)
+//! ledgersim's deterministic discrete-event simulator.
+//!
+//! - [`kernel`]: the event queue (virtual time in ns, FIFO ties, slab payloads).
+//! - [`net`]: regions, latency matrix, jitter, bandwidth queues, loss, partitions.
+//! - [`node`]: CPU cost model and cores.
+//! - [`faults`]: faults on a schedule.
+//! - [`protocol`]: the sans-IO [`protocol::Replica`] / [`protocol::Protocol`] interface.
+//! - [`protocols`]: the registry of consensus protocols.
+//! - [`scenario`]: TOML scenarios, overrides, validation.
+//! - [`run()`]: run a scenario, get a [`RunResult`] with the results files' contents.
+//! - [`builtin`]: the built-in scenarios.
+
+pub mod builtin;
+pub mod client;
+pub mod error;
+pub mod faults;
+pub mod kernel;
+pub mod ledger;
+pub mod metrics;
+pub mod net;
+pub mod node;
+pub mod protocol;
+pub mod protocols;
+pub mod run;
+pub mod scenario;
+pub mod sim;
+pub mod store;
+
+pub use error::{ScenarioError, SimError};
+pub use run::{run, RunOptions, RunResult};
+pub use scenario::Scenario;

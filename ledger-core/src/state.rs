@@ -1,0 +1,490 @@
+//! Per-shard key-value state with an incrementally maintained, order-independent root.
+//!
+//! # State root construction (AdHash)
+//! Each entry contributes a leaf digest `d = blake3_keyed(STATE_LEAF_KEY, enc(key) || enc(value))`.
+//! The accumulator is the sum of all leaf digests in `Z/2^256` (a digest read as a 256-bit
+//! little-endian integer; addition is wrapping, carried across four `u64` limbs). Inserting
+//! adds a digest, removing subtracts it, replacing does both; the digest is cached next to
+//! the value, so removal and replacement hash only the new value. A block therefore costs
+//! one hash per write, whatever the state size. The root is
+//! `blake3_keyed(STATE_ROOT_KEY, acc || key_count)`.
+//!
+//! Because addition commutes, the root depends only on the *set* of (key, value) pairs:
+//! not on insertion order, not on which thread executed what.
+//!
+//! # Security limits (honestly)
+//! AdHash (Bellare & Micciancio 1997) is collision resistant only against adversaries who
+//! cannot choose many leaves freely: with enough chosen (key, value) pairs an attacker can
+//! solve for a subset sum equal to a target (Wagner's generalised birthday attack), giving a
+//! different state with the same root. Here it is used to detect divergence between
+//! replicas and tampering of a log on replay, where leaves are produced by executing
+//! transactions, not chosen bit by bit. For adversarial settings, LtHash (lattice-based,
+//! 2 KiB accumulator) or MuHash (multiplicative in a prime field) are the stronger
+//! drop-in replacements; a Merkle-Patricia trie would add per-key proofs at the cost of
+//! `O(log n)` hashes per write.
+
+use rustc_hash::FxHashMap;
+
+use crate::codec::{modality_tag, resource_kind_tag, Sink, StackBuf};
+use crate::hashing::{keyed, STATE_LEAF_KEY, STATE_ROOT_KEY};
+use crate::types::{
+    AmountCents, ClaimId, ConsentScope, Hash32, Modality, OrgId, PackageId, PatientId, RecordId, ResourceKind,
+    StudyId,
+};
+
+/// A state key. Patient-owned keys live on the patient's shard, accounts and grantee
+/// indexes on the org's shard, packages on the package's shard (see [`crate::routing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    /// An organisation's account balance.
+    Account(OrgId),
+    /// An EHR record.
+    Record(RecordId),
+    /// A consent granted by a patient to an org (patient side).
+    Consent(PatientId, OrgId),
+    /// Grantee-side consent index: the org can list the patients who granted it access.
+    GranteeIndex(OrgId, PatientId),
+    /// A patient's audit trail head.
+    Audit(PatientId),
+    /// An anchored imaging study.
+    Study(StudyId),
+    /// A claim.
+    Claim(ClaimId),
+    /// Duplicate-claim index: (patient, service code, service day) → claim.
+    ClaimDedup(PatientId, u32, u32),
+    /// Fraud index: claims by (patient, provider, service day).
+    ClaimDaily(PatientId, OrgId, u32),
+    /// A serialized drug package.
+    Package(PackageId),
+}
+
+/// A record's current version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordEntry {
+    /// Whose record.
+    pub patient: PatientId,
+    /// The org that created it and answers for it.
+    pub custodian: OrgId,
+    /// Resource kind.
+    pub resource: ResourceKind,
+    /// Hash of the current document.
+    pub doc_hash: Hash32,
+    /// Size of the current document.
+    pub size_bytes: u32,
+    /// 1 on create, +1 on each replace.
+    pub version: u32,
+}
+
+/// A consent (patient side) or its grantee-side index entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsentEntry {
+    /// Granted scope.
+    pub scope: ConsentScope,
+    /// Expiry (exclusive), ms since the ledger epoch.
+    pub expires_at_ms: u64,
+}
+
+/// A patient's audit trail: number of entries and the hash-chain head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Entries appended so far.
+    pub count: u64,
+    /// `head_k = H(head_{k-1} || entry_k)`, `head_0 = 0`.
+    pub head: Hash32,
+}
+
+/// An anchored imaging study.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StudyEntry {
+    /// Whose study.
+    pub patient: PatientId,
+    /// Acquiring org.
+    pub centre: OrgId,
+    /// Modality.
+    pub modality: Modality,
+    /// Merkle root of the chunks.
+    pub content_root: Hash32,
+    /// Total size.
+    pub size_bytes: u64,
+    /// Number of chunks.
+    pub chunk_count: u32,
+}
+
+/// Claim life cycle: Submitted → Approved | Denied; Approved → Paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimStatus {
+    /// Awaiting adjudication.
+    Submitted,
+    /// Approved for `approved_cents`.
+    Approved,
+    /// Denied (terminal).
+    Denied,
+    /// Paid (terminal).
+    Paid,
+}
+
+/// A claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimEntry {
+    /// Patient treated.
+    pub patient: PatientId,
+    /// Billing provider.
+    pub provider: OrgId,
+    /// Payer.
+    pub payer: OrgId,
+    /// Service code.
+    pub service_code: u32,
+    /// Day of service.
+    pub service_day: u32,
+    /// Billed amount.
+    pub billed_cents: AmountCents,
+    /// Approved amount (0 until adjudicated).
+    pub approved_cents: AmountCents,
+    /// Status.
+    pub status: ClaimStatus,
+}
+
+/// Where a package is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackageStatus {
+    /// Held by `holder`.
+    Held,
+    /// Shipped by `holder` to the addressee.
+    InTransit {
+        /// Addressee.
+        to: OrgId,
+    },
+    /// Dispensed to a patient (terminal).
+    Dispensed {
+        /// The patient.
+        patient: PatientId,
+    },
+}
+
+/// A serialized package.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackageEntry {
+    /// Product code.
+    pub product: u64,
+    /// Current (or last) holder.
+    pub holder: OrgId,
+    /// Status.
+    pub status: PackageStatus,
+    /// Temperature excursions recorded.
+    pub excursions: u32,
+    /// Most recent excursion temperature, 0.1 °C (0 if none).
+    pub last_excursion_x10: i16,
+}
+
+/// A state value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// Account balance.
+    Balance(AmountCents),
+    /// Record.
+    Record(RecordEntry),
+    /// Consent or grantee index entry.
+    Consent(ConsentEntry),
+    /// Audit trail head.
+    Audit(AuditEntry),
+    /// Imaging study.
+    Study(StudyEntry),
+    /// Claim.
+    Claim(ClaimEntry),
+    /// Reference to a claim (dedup index).
+    ClaimRef(ClaimId),
+    /// A counter (fraud index).
+    Count(u32),
+    /// Package.
+    Package(PackageEntry),
+}
+
+/// Largest encoding of a key or a value, for stack buffers.
+const MAX_LEAF_INPUT: usize = 32 + 96;
+
+fn encode_key<S: Sink>(k: &Key, s: &mut S) {
+    match k {
+        Key::Account(o) => {
+            s.put(&[0]);
+            s.put(&o.0.to_le_bytes());
+        }
+        Key::Record(r) => {
+            s.put(&[1]);
+            s.put(&r.0.to_le_bytes());
+        }
+        Key::Consent(p, o) => {
+            s.put(&[2]);
+            s.put(&p.0.to_le_bytes());
+            s.put(&o.0.to_le_bytes());
+        }
+        Key::GranteeIndex(o, p) => {
+            s.put(&[3]);
+            s.put(&o.0.to_le_bytes());
+            s.put(&p.0.to_le_bytes());
+        }
+        Key::Audit(p) => {
+            s.put(&[4]);
+            s.put(&p.0.to_le_bytes());
+        }
+        Key::Study(st) => {
+            s.put(&[5]);
+            s.put(&st.0.to_le_bytes());
+        }
+        Key::Claim(c) => {
+            s.put(&[6]);
+            s.put(&c.0.to_le_bytes());
+        }
+        Key::ClaimDedup(p, code, day) => {
+            s.put(&[7]);
+            s.put(&p.0.to_le_bytes());
+            s.put(&code.to_le_bytes());
+            s.put(&day.to_le_bytes());
+        }
+        Key::ClaimDaily(p, o, day) => {
+            s.put(&[8]);
+            s.put(&p.0.to_le_bytes());
+            s.put(&o.0.to_le_bytes());
+            s.put(&day.to_le_bytes());
+        }
+        Key::Package(pk) => {
+            s.put(&[9]);
+            s.put(&pk.0.to_le_bytes());
+        }
+    }
+}
+
+fn encode_value<S: Sink>(v: &Value, s: &mut S) {
+    match v {
+        Value::Balance(b) => {
+            s.put(&[0]);
+            s.put(&b.to_le_bytes());
+        }
+        Value::Record(r) => {
+            s.put(&[1]);
+            s.put(&r.patient.0.to_le_bytes());
+            s.put(&r.custodian.0.to_le_bytes());
+            s.put(&[resource_kind_tag(r.resource)]);
+            s.put(&r.doc_hash);
+            s.put(&r.size_bytes.to_le_bytes());
+            s.put(&r.version.to_le_bytes());
+        }
+        Value::Consent(c) => {
+            s.put(&[2, c.scope.0]);
+            s.put(&c.expires_at_ms.to_le_bytes());
+        }
+        Value::Audit(a) => {
+            s.put(&[3]);
+            s.put(&a.count.to_le_bytes());
+            s.put(&a.head);
+        }
+        Value::Study(st) => {
+            s.put(&[4]);
+            s.put(&st.patient.0.to_le_bytes());
+            s.put(&st.centre.0.to_le_bytes());
+            s.put(&[modality_tag(st.modality)]);
+            s.put(&st.content_root);
+            s.put(&st.size_bytes.to_le_bytes());
+            s.put(&st.chunk_count.to_le_bytes());
+        }
+        Value::Claim(c) => {
+            s.put(&[5]);
+            s.put(&c.patient.0.to_le_bytes());
+            s.put(&c.provider.0.to_le_bytes());
+            s.put(&c.payer.0.to_le_bytes());
+            s.put(&c.service_code.to_le_bytes());
+            s.put(&c.service_day.to_le_bytes());
+            s.put(&c.billed_cents.to_le_bytes());
+            s.put(&c.approved_cents.to_le_bytes());
+            s.put(&[match c.status {
+                ClaimStatus::Submitted => 0,
+                ClaimStatus::Approved => 1,
+                ClaimStatus::Denied => 2,
+                ClaimStatus::Paid => 3,
+            }]);
+        }
+        Value::ClaimRef(c) => {
+            s.put(&[6]);
+            s.put(&c.0.to_le_bytes());
+        }
+        Value::Count(n) => {
+            s.put(&[7]);
+            s.put(&n.to_le_bytes());
+        }
+        Value::Package(p) => {
+            s.put(&[8]);
+            s.put(&p.product.to_le_bytes());
+            s.put(&p.holder.0.to_le_bytes());
+            match p.status {
+                PackageStatus::Held => s.put(&[0; 9]),
+                PackageStatus::InTransit { to } => {
+                    s.put(&[1]);
+                    s.put(&to.0.to_le_bytes());
+                }
+                PackageStatus::Dispensed { patient } => {
+                    s.put(&[2]);
+                    s.put(&patient.0.to_le_bytes());
+                }
+            }
+            s.put(&p.excursions.to_le_bytes());
+            s.put(&p.last_excursion_x10.to_le_bytes());
+        }
+    }
+}
+
+/// The leaf digest `H(key, value)`.
+#[inline]
+pub fn leaf_hash(k: &Key, v: &Value) -> Hash32 {
+    let mut buf = StackBuf::<MAX_LEAF_INPUT>::new();
+    encode_key(k, &mut buf);
+    encode_value(v, &mut buf);
+    keyed(&STATE_LEAF_KEY, buf.as_slice())
+}
+
+/// A 256-bit AdHash accumulator (sum of leaf digests mod 2^256).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdHash([u64; 4]);
+
+impl AdHash {
+    #[inline]
+    fn limbs(h: &Hash32) -> [u64; 4] {
+        let mut l = [0u64; 4];
+        for (i, limb) in l.iter_mut().enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&h[i * 8..i * 8 + 8]);
+            *limb = u64::from_le_bytes(b);
+        }
+        l
+    }
+    /// Adds a digest.
+    #[inline]
+    pub fn add(&mut self, h: &Hash32) {
+        let x = Self::limbs(h);
+        let mut carry = false;
+        for (a, b) in self.0.iter_mut().zip(x) {
+            let (s1, c1) = a.overflowing_add(b);
+            let (s2, c2) = s1.overflowing_add(carry as u64);
+            *a = s2;
+            carry = c1 | c2;
+        }
+    }
+    /// Subtracts a digest.
+    #[inline]
+    pub fn sub(&mut self, h: &Hash32) {
+        let x = Self::limbs(h);
+        let mut borrow = false;
+        for (a, b) in self.0.iter_mut().zip(x) {
+            let (s1, b1) = a.overflowing_sub(b);
+            let (s2, b2) = s1.overflowing_sub(borrow as u64);
+            *a = s2;
+            borrow = b1 | b2;
+        }
+    }
+    /// Little-endian bytes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, l) in self.0.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&l.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// Most keys one shard's state may hold.
+pub const MAX_STATE_KEYS: usize = 1 << 30;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    value: Value,
+    leaf: Hash32,
+}
+
+/// One shard's key-value state with its incremental root.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    map: FxHashMap<Key, Entry>,
+    acc: AdHash,
+    balances_sum: u128,
+}
+
+impl State {
+    /// Empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Value of `k`.
+    #[inline]
+    pub fn get(&self, k: &Key) -> Option<&Value> {
+        self.map.get(k).map(|e| &e.value)
+    }
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    /// Whether no key is set.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    /// Sum of all `Balance` values (maintained incrementally).
+    pub fn balances_sum(&self) -> u128 {
+        self.balances_sum
+    }
+    /// Sets `k` to `v` (one leaf hash).
+    #[inline]
+    pub fn put(&mut self, k: Key, v: Value) {
+        let leaf = leaf_hash(&k, &v);
+        if let Value::Balance(b) = v {
+            self.balances_sum += b as u128;
+        }
+        self.acc.add(&leaf);
+        match self.map.insert(k, Entry { value: v, leaf }) {
+            Some(old) => {
+                self.acc.sub(&old.leaf);
+                if let Value::Balance(b) = old.value {
+                    self.balances_sum -= b as u128;
+                }
+            }
+            None => assert!(self.map.len() <= MAX_STATE_KEYS, "shard state exceeds MAX_STATE_KEYS"),
+        }
+    }
+    /// Removes `k` (no hashing: the cached leaf digest is subtracted).
+    #[inline]
+    pub fn remove(&mut self, k: &Key) {
+        if let Some(old) = self.map.remove(k) {
+            self.acc.sub(&old.leaf);
+            if let Value::Balance(b) = old.value {
+                self.balances_sum -= b as u128;
+            }
+        }
+    }
+    /// The state root (cheap: one hash of the accumulator).
+    pub fn root(&self) -> Hash32 {
+        Self::root_of(&self.acc, self.map.len())
+    }
+    fn root_of(acc: &AdHash, n: usize) -> Hash32 {
+        let mut buf = [0u8; 40];
+        buf[..32].copy_from_slice(&acc.to_bytes());
+        buf[32..].copy_from_slice(&(n as u64).to_le_bytes());
+        keyed(&STATE_ROOT_KEY, &buf)
+    }
+    /// Recomputes the root by rehashing every entry (slow; for tests and debug checks).
+    /// The sum commutes, so the map's iteration order does not matter.
+    pub fn recompute_root_from_scratch(&self) -> Hash32 {
+        let mut acc = AdHash::default();
+        for (k, e) in &self.map {
+            acc.add(&leaf_hash(k, &e.value));
+        }
+        Self::root_of(&acc, self.map.len())
+    }
+    /// Recomputes the balance sum from scratch (for tests).
+    pub fn recompute_balances_sum(&self) -> u128 {
+        self.map
+            .values()
+            .map(|e| if let Value::Balance(b) = e.value { b as u128 } else { 0 })
+            .sum()
+    }
+    /// Asserts that the incremental root and balance sum match a full recomputation.
+    pub fn check_invariants(&self) {
+        assert_eq!(self.root(), self.recompute_root_from_scratch(), "incremental state root diverged from a full recomputation");
+        assert_eq!(self.balances_sum, self.recompute_balances_sum(), "incremental balance sum diverged");
+    }
+}

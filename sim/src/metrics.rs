@@ -1,0 +1,166 @@
+//! Run metrics: latency histograms, counters and per-second time series.
+
+use hdrhistogram::Histogram;
+
+/// Highest latency recorded, µs (one hour); longer latencies are clamped.
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// One time-series bucket.
+#[derive(Clone, Debug, Default)]
+pub struct Bucket {
+    /// Transactions submitted.
+    pub offered: u64,
+    /// Transactions committed (accepted + rejected).
+    pub committed: u64,
+    /// Committed but rejected by a ledger rule.
+    pub rejected: u64,
+    /// Aborted cross-shard transactions.
+    pub aborted: u64,
+    /// Bytes sent by all nodes.
+    pub bytes_sent: u64,
+    /// View changes.
+    pub view_changes: u64,
+    /// Commit latencies in this bucket (µs, 2 significant digits).
+    pub latency_us: Option<Histogram<u32>>,
+}
+
+/// All metrics of a run.
+pub struct Metrics {
+    /// Warm-up end, ns.
+    pub warmup_ns: u64,
+    /// Bucket width, ns.
+    pub bucket_ns: u64,
+    /// Commit latency of committed transactions after warm-up, µs.
+    pub latency_us: Histogram<u64>,
+    /// Latency of single-shard transactions, µs.
+    pub single_shard_latency_us: Histogram<u64>,
+    /// Latency of cross-shard transactions, µs.
+    pub cross_shard_latency_us: Histogram<u64>,
+    /// Latency to first inclusion (longest-chain protocols), µs.
+    pub inclusion_latency_us: Histogram<u64>,
+    /// Time series.
+    pub buckets: Vec<Bucket>,
+    /// Submitted after warm-up.
+    pub submitted: u64,
+    /// Cross-shard submitted after warm-up.
+    pub cross_shard_submitted: u64,
+    /// Committed after warm-up (submitted after warm-up).
+    pub committed: u64,
+    /// Rejected (subset of committed).
+    pub rejected: u64,
+    /// Aborted.
+    pub aborted: u64,
+    /// Cross-shard aborted.
+    pub cross_shard_aborted: u64,
+    /// View changes (whole run).
+    pub view_changes: u64,
+    /// Stale blocks (whole run).
+    pub stale_blocks: u64,
+    /// Reorganisations (whole run).
+    pub reorgs: u64,
+    /// Blocks executed (whole run).
+    pub blocks_committed: u64,
+    /// Commit checks made.
+    pub invariants_checked: u64,
+    /// Transactions committed twice (second ordering ignored).
+    pub duplicate_commits: u64,
+    /// Events dropped because a node's inbox was full.
+    pub inbox_overflows: u64,
+}
+
+fn hist(sigfig: u8) -> Histogram<u64> {
+    match Histogram::new_with_bounds(1, MAX_LATENCY_US, sigfig) {
+        Ok(h) => h,
+        Err(e) => panic!("static histogram bounds are valid: {e}"),
+    }
+}
+
+impl Metrics {
+    /// Metrics for a run of `duration_ns` with warm-up `warmup_ns` and buckets of `bucket_ns`.
+    pub fn new(duration_ns: u64, warmup_ns: u64, bucket_ns: u64) -> Self {
+        let n = duration_ns.div_ceil(bucket_ns.max(1)) as usize;
+        Metrics {
+            warmup_ns,
+            bucket_ns: bucket_ns.max(1),
+            latency_us: hist(3),
+            single_shard_latency_us: hist(3),
+            cross_shard_latency_us: hist(3),
+            inclusion_latency_us: hist(3),
+            buckets: vec![Bucket::default(); n.max(1)],
+            submitted: 0,
+            cross_shard_submitted: 0,
+            committed: 0,
+            rejected: 0,
+            aborted: 0,
+            cross_shard_aborted: 0,
+            view_changes: 0,
+            stale_blocks: 0,
+            reorgs: 0,
+            blocks_committed: 0,
+            invariants_checked: 0,
+            duplicate_commits: 0,
+            inbox_overflows: 0,
+        }
+    }
+
+    /// The bucket of time `t`.
+    #[inline]
+    pub fn bucket(&mut self, t: u64) -> &mut Bucket {
+        let i = ((t / self.bucket_ns) as usize).min(self.buckets.len() - 1);
+        &mut self.buckets[i]
+    }
+
+    /// A transaction was submitted at `t`.
+    pub fn on_submit(&mut self, t: u64, cross_shard: bool) {
+        self.bucket(t).offered += 1;
+        if t >= self.warmup_ns {
+            self.submitted += 1;
+            if cross_shard {
+                self.cross_shard_submitted += 1;
+            }
+        }
+    }
+
+    /// A transaction submitted at `submit` became final at `t`.
+    pub fn on_final(&mut self, submit: u64, t: u64, rejected: bool, aborted: bool, cross_shard: bool) {
+        let lat_us = ((t - submit) / 1_000).clamp(1, MAX_LATENCY_US);
+        {
+            let b = self.bucket(t);
+            if aborted {
+                b.aborted += 1;
+            } else {
+                b.committed += 1;
+                if rejected {
+                    b.rejected += 1;
+                }
+                let h = b.latency_us.get_or_insert_with(|| {
+                    match Histogram::new_with_bounds(1, MAX_LATENCY_US, 2) {
+                        Ok(h) => h,
+                        Err(e) => panic!("static histogram bounds are valid: {e}"),
+                    }
+                });
+                h.saturating_record(lat_us);
+            }
+        }
+        if submit < self.warmup_ns {
+            return;
+        }
+        if aborted {
+            self.aborted += 1;
+            if cross_shard {
+                self.cross_shard_aborted += 1;
+            }
+            return;
+        }
+        self.committed += 1;
+        if rejected {
+            self.rejected += 1;
+        }
+        self.latency_us.saturating_record(lat_us);
+        if cross_shard {
+            self.cross_shard_latency_us.saturating_record(lat_us);
+        } else {
+            self.single_shard_latency_us.saturating_record(lat_us);
+        }
+    }
+}

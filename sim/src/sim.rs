@@ -1,0 +1,737 @@
+//! The simulation engine: ties the kernel, network, nodes, faults, clients,
+//! protocol replicas, ledger execution and metrics together.
+//!
+//! [`Simulation`] is generic over the replica type and monomorphised per
+//! protocol; the hot loop has no dynamic dispatch and, once warmed up, no
+//! per-event allocation (effect buffers and the event slab are reused).
+
+use crate::client::{self, ClientTx, Op, StandInGenerator, TxRequest, TxStatus};
+use crate::error::SimError;
+use crate::faults::FaultSpec;
+use crate::kernel::{EventQueue, TimeNs, NS_PER_MS, NS_PER_S};
+use crate::ledger::Executor;
+use crate::metrics::Metrics;
+use crate::net::{LinkTarget, Network, Topology};
+use crate::node::ChargeModel;
+use crate::protocol::{
+    BlockRef, ByzantineBehaviour, Ctx, Effects, Message, NodeId, Protocol, Replica, TimerId, TimerIds, TimerOp,
+    TxRef,
+};
+use crate::run::RunOptions;
+use crate::scenario::{Scenario, ScenarioError};
+use crate::store::BlockStore;
+use rustc_hash::FxHashMap;
+use simrand::Stream;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+
+/// Events of the kernel.
+pub(crate) enum Event<M, T> {
+    /// A message reaches the receiver's network interface (then its downlink).
+    Wire { from: NodeId, to: NodeId, bytes: u64, msg: M },
+    /// A message is fully received by a node.
+    Deliver { from: NodeId, to: NodeId, msg: M },
+    /// A timer fires.
+    Timer { node: NodeId, epoch: u32, id: TimerId, timer: T },
+    /// A client transaction is fully received by its gateway.
+    ClientTx { node: NodeId, tx: TxRef },
+    /// The next workload request is due.
+    Request,
+    /// A node may start its next queued work item.
+    Wake { node: NodeId },
+    /// Fault `index` starts (`start`) or ends.
+    Fault { index: u32, start: bool },
+}
+
+enum Work<M, T> {
+    Start,
+    Msg { from: NodeId, msg: M },
+    Timer { id: TimerId, timer: T },
+    Tx(TxRef),
+    Recover,
+}
+
+struct NodeState<M, T> {
+    shard: u32,
+    cores_free: Vec<TimeNs>,
+    inbox: VecDeque<Work<M, T>>,
+    wake_pending: bool,
+    crashed: bool,
+    epoch: u32,
+    byzantine: Option<ByzantineBehaviour>,
+    rng: Stream,
+}
+
+impl<M, T> NodeState<M, T> {
+    #[inline]
+    fn earliest_core(&self) -> (usize, TimeNs) {
+        let mut best = (0, self.cores_free[0]);
+        for (i, &t) in self.cores_free.iter().enumerate().skip(1) {
+            if t < best.1 {
+                best = (i, t);
+            }
+        }
+        best
+    }
+}
+
+struct ShardCommits {
+    decided: FxHashMap<u64, BlockRef>,
+    pending: BTreeMap<u64, (BlockRef, TimeNs)>,
+    next_exec: u64,
+}
+
+/// Counters and digest produced by a finished simulation.
+pub(crate) struct Outcome {
+    pub(crate) metrics: Metrics,
+    pub(crate) net: crate::net::NetStats,
+    pub(crate) events: u64,
+    pub(crate) sim_time_ns: u64,
+    pub(crate) digest: [u8; 32],
+    pub(crate) tx_records: Vec<ClientTx>,
+}
+
+/// A simulation of protocol `P` over a scenario.
+pub struct Simulation<'o, P: Protocol> {
+    scenario: Scenario,
+    opts: &'o RunOptions,
+    seed: u64,
+    queue: EventQueue<Event<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>>,
+    replicas: Vec<P::Replica>,
+    nodes: Vec<NodeState<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>>,
+    charges: Vec<ChargeModel>,
+    committees: Vec<Vec<NodeId>>,
+    net: Network,
+    blocks: BlockStore,
+    fx: Effects<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>,
+    timer_ids: TimerIds,
+    ops: Vec<Op>,
+    txs: Vec<ClientTx>,
+    generator: StandInGenerator,
+    next_request: Option<TxRequest>,
+    commits: Vec<ShardCommits>,
+    executor: Executor,
+    metrics: Metrics,
+    digest: blake3::Hasher,
+    end_ns: TimeNs,
+    events: u64,
+    trace: Option<std::io::BufWriter<std::fs::File>>,
+    max_inbox: usize,
+}
+
+/// Most client transactions one run may hold (a named limit; `u32` handles).
+pub const MAX_CLIENT_TXS: usize = u32::MAX as usize - 1;
+
+fn s_to_ns(s: f64) -> u64 {
+    (s * NS_PER_S as f64) as u64
+}
+
+impl<'o, P: Protocol> Simulation<'o, P> {
+    /// Build a simulation of `scenario` (already validated) with protocol `protocol`.
+    pub fn new(scenario: &Scenario, protocol: &P, opts: &'o RunOptions) -> Result<Self, SimError> {
+        let seed = scenario.seed;
+        let shards = scenario.shards;
+        let nps = scenario.nodes_per_shard;
+        let n = (shards * nps) as usize;
+        let topo = Topology::new(&scenario.network, n).map_err(|m| {
+            SimError::Scenario(ScenarioError::InvalidValue {
+                source_name: scenario.name.clone(),
+                path: "network".into(),
+                message: m,
+            })
+        })?;
+        let net = Network::new(topo, &scenario.network, seed);
+        let committees: Vec<Vec<NodeId>> = (0..shards).map(|s| (s * nps..(s + 1) * nps).collect()).collect();
+        let mut replicas = Vec::with_capacity(n);
+        let mut nodes = Vec::with_capacity(n);
+        for s in 0..shards {
+            for &me in &committees[s as usize] {
+                replicas.push(protocol.replica(s, me, &committees[s as usize]));
+                nodes.push(NodeState {
+                    shard: s,
+                    cores_free: vec![0; scenario.node.cores as usize],
+                    inbox: VecDeque::new(),
+                    wake_pending: false,
+                    crashed: false,
+                    epoch: 0,
+                    byzantine: None,
+                    rng: Stream::indexed(seed, "node", u64::from(me)),
+                });
+            }
+        }
+        let end_ns = s_to_ns(scenario.duration_s);
+        let warmup_ns = s_to_ns(scenario.warmup_s);
+        let bucket_ns = s_to_ns(scenario.metrics.timeseries_bucket_s);
+        let trace = match &opts.trace_path {
+            None => None,
+            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| SimError::Trace {
+                path: p.display().to_string(),
+                source: e,
+            })?)),
+        };
+        Ok(Simulation {
+            scenario: scenario.clone(),
+            opts,
+            seed,
+            queue: EventQueue::new(),
+            replicas,
+            nodes,
+            charges: vec![ChargeModel::new(&scenario.node); n],
+            committees,
+            net,
+            blocks: BlockStore::new(),
+            fx: Effects::default(),
+            timer_ids: TimerIds::default(),
+            ops: Vec::new(),
+            txs: Vec::new(),
+            generator: StandInGenerator::new(scenario.offered_tps, end_ns, seed, shards * nps),
+            next_request: None,
+            commits: (0..shards)
+                .map(|_| ShardCommits {
+                    decided: FxHashMap::default(),
+                    pending: BTreeMap::new(),
+                    next_exec: 1,
+                })
+                .collect(),
+            executor: Executor::new(shards),
+            metrics: Metrics::new(end_ns, warmup_ns, bucket_ns),
+            digest: blake3::Hasher::new_derive_key("ledgersim sim trace digest v1"),
+            end_ns,
+            events: 0,
+            trace,
+            max_inbox: scenario.node.max_inbox as usize,
+        })
+    }
+
+    #[inline]
+    fn schedule(
+        &mut self,
+        at: TimeNs,
+        ev: Event<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>,
+    ) -> Result<crate::kernel::EventId, SimError> {
+        self.queue.schedule(at, ev).map_err(|e| SimError::Kernel {
+            seed: self.seed,
+            source: e,
+        })
+    }
+
+    fn trace_line(&mut self, t: TimeNs, line: std::fmt::Arguments<'_>) -> Result<(), SimError> {
+        if let Some(w) = &mut self.trace {
+            let r = writeln!(w, "{t} {line}");
+            if let Err(e) = r {
+                return Err(SimError::Trace {
+                    path: self.opts.trace_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                    source: e,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Run to the end of the scenario.
+    pub(crate) fn run(mut self) -> Result<Outcome, SimError> {
+        // Faults.
+        let faults = self.scenario.faults.clone();
+        for (i, f) in faults.iter().enumerate() {
+            let (at, until) = f.window_s();
+            self.schedule(s_to_ns(at), Event::Fault { index: i as u32, start: true })?;
+            if let Some(u) = until {
+                self.schedule(s_to_ns(u), Event::Fault { index: i as u32, start: false })?;
+            }
+        }
+        // Start every node.
+        for node in 0..self.nodes.len() as NodeId {
+            self.arrive(node, 0, Work::Start)?;
+        }
+        // First request.
+        self.next_request = self.generator.next_request();
+        if let Some(r) = &self.next_request {
+            let at = r.at_ns;
+            self.schedule(at, Event::Request)?;
+        }
+        let progress_every = NS_PER_S / 10;
+        let mut next_progress = progress_every;
+        while let Some((t, ev)) = self.queue.pop() {
+            if t > self.end_ns {
+                break;
+            }
+            self.events += 1;
+            if t >= next_progress {
+                if let Some(cb) = &self.opts.progress {
+                    cb(t as f64 / NS_PER_S as f64, self.end_ns as f64 / NS_PER_S as f64);
+                }
+                next_progress = t + progress_every;
+            }
+            self.handle(t, ev)?;
+        }
+        if let Some(cb) = &self.opts.progress {
+            cb(self.end_ns as f64 / NS_PER_S as f64, self.end_ns as f64 / NS_PER_S as f64);
+        }
+        if let Some(w) = &mut self.trace {
+            w.flush().map_err(|e| SimError::Trace {
+                path: self.opts.trace_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                source: e,
+            })?;
+        }
+        let tx_records = if self.scenario.metrics.record_transactions {
+            std::mem::take(&mut self.txs)
+        } else {
+            Vec::new()
+        };
+        Ok(Outcome {
+            metrics: self.metrics,
+            net: self.net.stats,
+            events: self.events,
+            sim_time_ns: self.end_ns,
+            digest: *self.digest.finalize().as_bytes(),
+            tx_records,
+        })
+    }
+
+    fn handle(
+        &mut self,
+        t: TimeNs,
+        ev: Event<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>,
+    ) -> Result<(), SimError> {
+        match ev {
+            Event::Wire { from, to, bytes, msg } => {
+                if self.trace.is_some() {
+                    self.trace_line(t, format_args!("wire {from}->{to} {} {bytes}B", msg.kind()))?;
+                }
+                if self.nodes[to as usize].crashed {
+                    return Ok(());
+                }
+                let done = self.net.receive(to, t, bytes);
+                self.schedule(done, Event::Deliver { from, to, msg })?;
+            }
+            Event::Deliver { from, to, msg } => {
+                if self.trace.is_some() {
+                    self.trace_line(t, format_args!("deliver {from}->{to} {}", msg.kind()))?;
+                }
+                self.arrive(to, t, Work::Msg { from, msg })?;
+            }
+            Event::Timer { node, epoch, id, timer } => {
+                if self.trace.is_some() {
+                    self.trace_line(t, format_args!("timer {node} {timer:?}"))?;
+                }
+                if epoch != self.nodes[node as usize].epoch {
+                    self.timer_ids.release(id);
+                    return Ok(());
+                }
+                self.arrive(node, t, Work::Timer { id, timer })?;
+            }
+            Event::ClientTx { node, tx } => {
+                if self.trace.is_some() {
+                    self.trace_line(t, format_args!("client-tx {node} op{}", tx.id))?;
+                }
+                self.arrive(node, t, Work::Tx(tx))?;
+            }
+            Event::Request => self.on_request(t)?,
+            Event::Wake { node } => {
+                let ns = &mut self.nodes[node as usize];
+                ns.wake_pending = false;
+                if ns.crashed {
+                    return Ok(());
+                }
+                let (_, free) = ns.earliest_core();
+                if free > t {
+                    ns.wake_pending = true;
+                    self.schedule(free, Event::Wake { node })?;
+                    return Ok(());
+                }
+                if let Some(w) = ns.inbox.pop_front() {
+                    self.run_handler(node, t, w)?;
+                }
+                let ns = &mut self.nodes[node as usize];
+                if !ns.inbox.is_empty() && !ns.wake_pending && !ns.crashed {
+                    ns.wake_pending = true;
+                    let (_, free) = ns.earliest_core();
+                    self.schedule(free.max(t), Event::Wake { node })?;
+                }
+            }
+            Event::Fault { index, start } => self.on_fault(t, index, start)?,
+        }
+        Ok(())
+    }
+
+    fn on_request(&mut self, t: TimeNs) -> Result<(), SimError> {
+        let Some(req) = self.next_request.take() else {
+            return Ok(());
+        };
+        if self.txs.len() >= MAX_CLIENT_TXS {
+            return Err(SimError::Workload(format!("more than {MAX_CLIENT_TXS} transactions in one run")));
+        }
+        let shards = client::shards_of(&req.tx, self.scenario.shards);
+        let cross = shards.len() > 1;
+        let shard = shards.first().copied().unwrap_or(0).min(self.scenario.shards - 1);
+        let size = client::encoded_len(&req.tx) + req.payload_bytes;
+        let size_bytes = u32::try_from(size).unwrap_or(u32::MAX);
+        let client_tx = self.txs.len() as u32;
+        self.txs.push(ClientTx {
+            submit_ns: t,
+            included_ns: None,
+            done_ns: None,
+            status: TxStatus::Pending,
+            cross_shard: cross,
+            kind: req.kind,
+            client: req.client,
+        });
+        let op_id = self.ops.len() as u32;
+        self.ops.push(Op {
+            tx: req.tx,
+            client_tx,
+            shard,
+            size_bytes,
+        });
+        self.metrics.on_submit(t, cross);
+        let committee = &self.committees[shard as usize];
+        let gateway = committee[(req.client as usize) % committee.len()];
+        if !self.nodes[gateway as usize].crashed {
+            let done = self.net.receive(gateway, t, size);
+            self.schedule(
+                done,
+                Event::ClientTx {
+                    node: gateway,
+                    tx: TxRef { id: op_id, size_bytes },
+                },
+            )?;
+        }
+        self.next_request = self.generator.next_request();
+        if let Some(r) = &self.next_request {
+            let at = r.at_ns.max(t);
+            self.schedule(at, Event::Request)?;
+        }
+        Ok(())
+    }
+
+    /// Work arrives at a node: run it now if a core is free and nothing is
+    /// queued, otherwise queue it (FIFO) behind the node's current work.
+    fn arrive(
+        &mut self,
+        node: NodeId,
+        t: TimeNs,
+        work: Work<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>,
+    ) -> Result<(), SimError> {
+        let ns = &mut self.nodes[node as usize];
+        if ns.crashed && !matches!(work, Work::Recover) {
+            if let Work::Timer { id, .. } = work {
+                self.timer_ids.release(id);
+            }
+            return Ok(());
+        }
+        let (_, free) = ns.earliest_core();
+        if ns.inbox.is_empty() && free <= t {
+            return self.run_handler(node, t, work);
+        }
+        if ns.inbox.len() >= self.max_inbox {
+            self.metrics.inbox_overflows += 1;
+            if let Work::Timer { id, .. } = work {
+                self.timer_ids.release(id);
+            }
+            return Ok(());
+        }
+        ns.inbox.push_back(work);
+        if !ns.wake_pending {
+            ns.wake_pending = true;
+            self.schedule(free.max(t), Event::Wake { node })?;
+        }
+        Ok(())
+    }
+
+    fn run_handler(
+        &mut self,
+        node: NodeId,
+        t: TimeNs,
+        work: Work<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>,
+    ) -> Result<(), SimError> {
+        let ni = node as usize;
+        if let Work::Timer { id, .. } = &work {
+            // Cancelled after it was queued behind other work?
+            if self.timer_ids.release(*id).is_none() {
+                return Ok(());
+            }
+        }
+        let (core, free) = self.nodes[ni].earliest_core();
+        let start = t.max(free);
+        let shard = self.nodes[ni].shard;
+        let byzantine = self.nodes[ni].byzantine;
+        let mut ctx = Ctx {
+            start_ns: start,
+            cpu_ns: 0,
+            me: node,
+            shard,
+            committee: &self.committees[shard as usize],
+            charges: &self.charges[ni],
+            rng: &mut self.nodes[ni].rng,
+            byzantine,
+            blocks: &mut self.blocks,
+            fx: &mut self.fx,
+            timer_ids: &mut self.timer_ids,
+        };
+        let r = &mut self.replicas[ni];
+        match work {
+            Work::Start => r.on_start(&mut ctx),
+            Work::Msg { from, msg } => r.on_message(&mut ctx, from, msg),
+            Work::Timer { timer, .. } => r.on_timer(&mut ctx, timer),
+            Work::Tx(tx) => r.on_client_tx(&mut ctx, tx),
+            Work::Recover => r.on_recover(&mut ctx),
+        }
+        let cpu = ctx.cpu_ns;
+        self.nodes[ni].cores_free[core] = start + cpu;
+        self.apply_effects(node, shard)
+    }
+
+    fn apply_effects(&mut self, node: NodeId, shard: u32) -> Result<(), SimError> {
+        let mut fx = std::mem::take(&mut self.fx);
+        let epoch = self.nodes[node as usize].epoch;
+        for op in fx.timers.drain(..) {
+            match op {
+                TimerOp::Set { at_ns, timer, id } => {
+                    let ev = self.schedule(at_ns, Event::Timer { node, epoch, id, timer })?;
+                    self.timer_ids.attach(id, ev);
+                }
+                TimerOp::Cancel(id) => {
+                    if let Some(Some(ev)) = self.timer_ids.release(id) {
+                        self.queue.cancel(ev);
+                    }
+                }
+            }
+        }
+        for o in fx.out.drain(..) {
+            if o.to as usize >= self.nodes.len() {
+                return Err(SimError::InvariantViolated {
+                    seed: self.seed,
+                    what: format!("node {node} sent a message to node {} which does not exist", o.to),
+                    at_ns: o.depart_ns,
+                    scenario: self.scenario.name.clone(),
+                });
+            }
+            if o.to == node {
+                self.schedule(o.depart_ns, Event::Deliver { from: node, to: node, msg: o.msg })?;
+                continue;
+            }
+            let bytes = o.msg.size_bytes();
+            let kind = o.msg.kind();
+            self.metrics.bucket(o.depart_ns).bytes_sent += bytes;
+            match self.net.send(node, o.to, o.depart_ns, bytes, kind) {
+                Ok(at) => {
+                    self.schedule(at, Event::Wire { from: node, to: o.to, bytes, msg: o.msg })?;
+                }
+                Err(_) => {
+                    if self.trace.is_some() {
+                        self.trace_line(o.depart_ns, format_args!("drop {node}->{} {kind}", o.to))?;
+                    }
+                }
+            }
+        }
+        if fx.view_changes > 0 {
+            let t = self.queue.now();
+            self.metrics.view_changes += fx.view_changes;
+            self.metrics.bucket(t).view_changes += fx.view_changes;
+            fx.view_changes = 0;
+        }
+        self.metrics.stale_blocks += fx.stale_blocks;
+        self.metrics.reorgs += fx.reorgs;
+        fx.stale_blocks = 0;
+        fx.reorgs = 0;
+        for (b, t) in fx.includes.drain(..) {
+            for tx in self.blocks.txs(b) {
+                if let Some(op) = self.ops.get(tx.id as usize) {
+                    let ct = &mut self.txs[op.client_tx as usize];
+                    if ct.included_ns.is_none() {
+                        ct.included_ns = Some(t);
+                        if ct.submit_ns >= self.metrics.warmup_ns {
+                            let us = ((t - ct.submit_ns) / 1_000).clamp(1, crate::metrics::MAX_LATENCY_US);
+                            self.metrics.inclusion_latency_us.saturating_record(us);
+                        }
+                    }
+                }
+            }
+        }
+        let mut result = Ok(());
+        for (height, block, t) in fx.commits.drain(..) {
+            if result.is_ok() {
+                result = self.on_commit(node, shard, height, block, t);
+            }
+        }
+        self.fx = fx;
+        result
+    }
+
+    fn on_commit(&mut self, node: NodeId, shard: u32, height: u64, block: BlockRef, t: TimeNs) -> Result<(), SimError> {
+        let honest = self.nodes[node as usize].byzantine.is_none();
+        if self.trace.is_some() {
+            self.trace_line(t, format_args!("commit node {node} shard {shard} height {height} block {}", block.0))?;
+        }
+        if !honest {
+            return Ok(());
+        }
+        self.metrics.invariants_checked += 1;
+        if height == 0 {
+            return Err(self.violation(t, format!("node {node} committed height 0 on shard {shard} (heights start at 1)")));
+        }
+        let sc = &mut self.commits[shard as usize];
+        match sc.decided.get(&height) {
+            Some(&b) if b == block => return Ok(()),
+            Some(&b) => {
+                let what = format!(
+                    "safety: honest node {node} of shard {shard} committed block {} at height {height}, another honest replica committed block {}",
+                    block.0, b.0
+                );
+                return Err(self.violation(t, what));
+            }
+            None => {}
+        }
+        sc.decided.insert(height, block);
+        if height < sc.next_exec {
+            return Err(self.violation(t, format!("shard {shard} height {height} decided after it was executed")));
+        }
+        sc.pending.insert(height, (block, t));
+        let digest = self.blocks.digest(block);
+        self.digest.update(&shard.to_le_bytes());
+        self.digest.update(&height.to_le_bytes());
+        self.digest.update(&digest);
+        self.digest.update(&t.to_le_bytes());
+        // Execute in height order.
+        loop {
+            let sc = &mut self.commits[shard as usize];
+            let next = sc.next_exec;
+            let Some((b, _)) = sc.pending.remove(&next) else {
+                break;
+            };
+            sc.next_exec += 1;
+            self.execute(shard, next, b, t)?;
+        }
+        Ok(())
+    }
+
+    fn violation(&self, t: TimeNs, what: String) -> SimError {
+        SimError::InvariantViolated {
+            seed: self.seed,
+            what,
+            at_ns: t,
+            scenario: self.scenario.name.clone(),
+        }
+    }
+
+    fn execute(&mut self, shard: u32, height: u64, block: BlockRef, t: TimeNs) -> Result<(), SimError> {
+        self.metrics.blocks_committed += 1;
+        let txs = self.blocks.txs(block);
+        let mut fresh: Vec<u32> = Vec::with_capacity(txs.len());
+        for tx in txs {
+            let Some(op) = self.ops.get(tx.id as usize) else {
+                return Err(self.violation(t, format!("block {} holds unknown operation {}", block.0, tx.id)));
+            };
+            if op.shard != shard {
+                return Err(self.violation(
+                    t,
+                    format!("shard {shard} committed operation {} that belongs to shard {}", tx.id, op.shard),
+                ));
+            }
+            if self.txs[op.client_tx as usize].status != TxStatus::Pending {
+                self.metrics.duplicate_commits += 1;
+                continue;
+            }
+            fresh.push(tx.id);
+        }
+        let outcomes = self
+            .executor
+            .apply(shard, height, fresh.iter().map(|&i| &self.ops[i as usize].tx), t / NS_PER_MS)
+            .map_err(|message| SimError::Ledger {
+                seed: self.seed,
+                shard,
+                height,
+                message,
+            })?;
+        for (&id, accepted) in fresh.iter().zip(outcomes) {
+            let ct_i = self.ops[id as usize].client_tx as usize;
+            let ct = &mut self.txs[ct_i];
+            ct.status = if accepted { TxStatus::Committed } else { TxStatus::Rejected };
+            ct.done_ns = Some(t);
+            let (submit, cross) = (ct.submit_ns, ct.cross_shard);
+            self.metrics.on_final(submit, t, !accepted, false, cross);
+        }
+        Ok(())
+    }
+
+    fn on_fault(&mut self, t: TimeNs, index: u32, start: bool) -> Result<(), SimError> {
+        let f = self.scenario.faults[index as usize].clone();
+        if self.trace.is_some() {
+            let phase = if start { "start" } else { "end" };
+            self.trace_line(t, format_args!("fault {index} {} {phase} {f:?}", f.kind()))?;
+        }
+        match f {
+            FaultSpec::Crash { node, .. } => {
+                if start {
+                    let ns = &mut self.nodes[node as usize];
+                    if !ns.crashed {
+                        ns.crashed = true;
+                        ns.epoch = ns.epoch.wrapping_add(1);
+                        let dropped: Vec<_> = ns.inbox.drain(..).collect();
+                        for w in dropped {
+                            if let Work::Timer { id, .. } = w {
+                                self.timer_ids.release(id);
+                            }
+                        }
+                    }
+                } else if self.nodes[node as usize].crashed {
+                    let ns = &mut self.nodes[node as usize];
+                    ns.crashed = false;
+                    for c in ns.cores_free.iter_mut() {
+                        *c = (*c).max(t);
+                    }
+                    self.arrive(node, t, Work::Recover)?;
+                }
+            }
+            FaultSpec::Partition { nodes, region, one_way, .. } => {
+                if start {
+                    let mut members = nodes.clone();
+                    if let Some(r) = region {
+                        if let Some(ri) = self.net.topo.regions.iter().position(|x| *x == r) {
+                            for (i, &nr) in self.net.topo.node_region.iter().enumerate() {
+                                if nr as usize == ri {
+                                    members.push(i as NodeId);
+                                }
+                            }
+                        }
+                    }
+                    self.net.add_partition(index, &members, one_way);
+                } else {
+                    self.net.remove_partition(index);
+                }
+            }
+            FaultSpec::Loss { node, from, to, loss, .. } => {
+                if start {
+                    self.net.add_link_fault(index, target(node, from, to), loss, 0);
+                } else {
+                    self.net.remove_link_fault(index);
+                }
+            }
+            FaultSpec::Latency { node, from, to, extra_ms, .. } => {
+                if start {
+                    self.net.add_link_fault(index, target(node, from, to), 0.0, (extra_ms * 1e6) as u64);
+                } else {
+                    self.net.remove_link_fault(index);
+                }
+            }
+            FaultSpec::Slow { node, factor, .. } => {
+                self.charges[node as usize].set_factor(if start { factor } else { 1.0 });
+            }
+            FaultSpec::Byzantine { nodes, behaviour, .. } => {
+                for n in nodes {
+                    self.nodes[n as usize].byzantine = if start { Some(behaviour) } else { None };
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn target(node: Option<NodeId>, from: Option<NodeId>, to: Option<NodeId>) -> LinkTarget {
+    match (node, from, to) {
+        (Some(n), _, _) => LinkTarget::Node(n),
+        (None, Some(a), Some(b)) => LinkTarget::Link(a, b),
+        // validate() guarantees one of the two forms
+        _ => LinkTarget::Node(NodeId::MAX),
+    }
+}

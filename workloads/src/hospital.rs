@@ -1,0 +1,222 @@
+//! Hospital workload: EHR writes, audited reads, consent grants and revocations.
+//!
+//! Per patient the generator tracks how many records exist and until when the home
+//! hospital holds a consent. A patient without a live consent first gets a grant (the
+//! patient consents at their next encounter), so the home hospital's reads are valid in
+//! order; reads target records already written. Invalid-by-design reads are made by
+//! an organisation that never holds the patient's consent
+//! (`unconsented_access_fraction`), and break-the-glass reads by another hospital are
+//! flagged `Emergency`.
+
+use ledger_core::types::{
+    AccessPurpose, ConsentScope, OrgId, PatientId, RecordId, ResourceKind, Tx, UserId,
+};
+use simrand::{AliasTable, Stream};
+
+use crate::config::HospitalConfig;
+use crate::consortium::Consortium;
+use crate::synth::{lognormal_mu_for_mean, synth_digest};
+use crate::WorkloadKind;
+
+/// Records per patient are numbered `0..MAX_RECORDS_PER_PATIENT` inside the record id
+/// (`patient << RECORD_BITS | n`); past the limit, writes replace record `n % limit`.
+pub const MAX_RECORDS_PER_PATIENT: u32 = 1 << RECORD_BITS;
+const RECORD_BITS: u32 = 24;
+
+/// FHIR kinds in the order of `ResourceWeights::as_array`.
+const RESOURCE_KINDS: [ResourceKind; 7] = [
+    ResourceKind::Observation,
+    ResourceKind::Encounter,
+    ResourceKind::MedicationRequest,
+    ResourceKind::Condition,
+    ResourceKind::Procedure,
+    ResourceKind::Patient,
+    ResourceKind::DocumentReference,
+];
+
+/// Scope the home hospital is granted.
+const HOME_SCOPE: ConsentScope =
+    ConsentScope(ConsentScope::READ_RECORDS.0 | ConsentScope::READ_IMAGING.0 | ConsentScope::CLAIMS.0);
+
+/// The record id of a patient's n-th record.
+#[inline]
+pub(crate) fn record_id(patient: u32, n: u32) -> RecordId {
+    RecordId(((patient as u64) << RECORD_BITS) | (n % MAX_RECORDS_PER_PATIENT) as u64)
+}
+
+pub(crate) struct Hospital {
+    rng: Stream,
+    resources: AliasTable,
+    size_mu: [f64; 7],
+    size_sigma: f64,
+    write_prob: f64,
+    unconsented: f64,
+    emergency: f64,
+    revoke: f64,
+    consent_duration_ms: u64,
+    clinicians: u64,
+    /// Per patient: records written so far.
+    records: Vec<u32>,
+    /// Per patient: the home hospital's consent is live while `now_ms < consent_until_ms`.
+    consent_until_ms: Vec<u64>,
+    /// Every organisation id (for choosing a foreign accessor).
+    org_count: u64,
+    /// Reads turned into writes because the patient had no record yet.
+    owed_reads: u64,
+}
+
+impl Hospital {
+    pub(crate) fn new(cfg: &HospitalConfig, consortium: &Consortium, rng: Stream) -> Hospital {
+        let weights = cfg.resource_weights.as_array();
+        let resources = AliasTable::new(&weights)
+            .unwrap_or_else(|| panic!("validated resource weights rejected: {weights:?}"));
+        let sizes = cfg.resource_size_bytes.as_array();
+        let size_mu = sizes.map(|m| lognormal_mu_for_mean(m, cfg.size_sigma));
+        let n = consortium.patients() as usize;
+        Hospital {
+            rng,
+            resources,
+            size_mu,
+            size_sigma: cfg.size_sigma,
+            write_prob: 1.0 / (1.0 + cfg.read_write_ratio),
+            unconsented: cfg.unconsented_access_fraction,
+            emergency: cfg.emergency_access_fraction,
+            revoke: cfg.consent_revoke_fraction,
+            consent_duration_ms: (cfg.consent_duration_days * 86_400_000.0) as u64,
+            clinicians: cfg.clinicians_per_hospital as u64,
+            records: vec![0; n],
+            consent_until_ms: vec![0; n],
+            org_count: consortium.orgs().len() as u64,
+            owed_reads: 0,
+        }
+    }
+
+    /// The next hospital transaction for a patient drawn from `patients`.
+    #[inline]
+    pub(crate) fn next(
+        &mut self,
+        at_ns: u64,
+        patients: &AliasTable,
+        consortium: &Consortium,
+    ) -> (Tx, WorkloadKind) {
+        let p = patients.sample(&mut self.rng) as u32;
+        let now_ms = at_ns / 1_000_000;
+        if self.consent_until_ms[p as usize] <= now_ms {
+            return (self.grant(p, now_ms, consortium), WorkloadKind::Consent);
+        }
+        let u = self.rng.uniform();
+        if u < self.revoke {
+            self.consent_until_ms[p as usize] = 0;
+            let tx = Tx::ConsentRevoke {
+                patient: PatientId(p as u64),
+                grantee: consortium.home_hospital(PatientId(p as u64)),
+            };
+            return (tx, WorkloadKind::Consent);
+        }
+        let has_records = self.records[p as usize] > 0;
+        let mut write = self.rng.uniform() < self.write_prob;
+        if !write && !has_records {
+            // A read needs an existing record: write now, and owe a read to the next
+            // write decision that falls on a patient with records. Keeps the configured
+            // read:write ratio without biasing which patients are drawn.
+            write = true;
+            self.owed_reads = self.owed_reads.saturating_add(1);
+        } else if write && has_records && self.owed_reads > 0 {
+            write = false;
+            self.owed_reads -= 1;
+        }
+        if write {
+            let kind = self.resources.sample(&mut self.rng);
+            let size = self.sample_size(kind);
+            (self.write(p, kind, size, at_ns, consortium), WorkloadKind::HospitalWrite)
+        } else {
+            (self.read(p, now_ms, consortium), WorkloadKind::HospitalRead)
+        }
+    }
+
+    /// A consent grant from patient `p` to their home hospital.
+    pub(crate) fn grant(&mut self, p: u32, now_ms: u64, consortium: &Consortium) -> Tx {
+        let until = now_ms.saturating_add(self.consent_duration_ms);
+        self.consent_until_ms[p as usize] = until;
+        Tx::ConsentGrant {
+            patient: PatientId(p as u64),
+            grantee: consortium.home_hospital(PatientId(p as u64)),
+            scope: HOME_SCOPE,
+            expires_at_ms: until,
+        }
+    }
+
+    #[inline]
+    fn sample_size(&mut self, kind: usize) -> u32 {
+        let s = self.rng.lognormal(self.size_mu[kind], self.size_sigma);
+        s.clamp(1.0, u32::MAX as f64) as u32
+    }
+
+    /// A new record of `kind` (index into RESOURCE_KINDS) for patient `p`, written by
+    /// the home hospital.
+    #[inline]
+    pub(crate) fn write(
+        &mut self,
+        p: u32,
+        kind: usize,
+        size_bytes: u32,
+        at_ns: u64,
+        consortium: &Consortium,
+    ) -> Tx {
+        let n = self.records[p as usize];
+        self.records[p as usize] = n.saturating_add(1);
+        let record = record_id(p, n);
+        Tx::RecordWrite {
+            record,
+            patient: PatientId(p as u64),
+            author: consortium.home_hospital(PatientId(p as u64)),
+            resource: RESOURCE_KINDS[kind],
+            doc_hash: synth_digest(record.0, at_ns),
+            size_bytes,
+        }
+    }
+
+    /// An audited read of one of patient `p`'s existing records.
+    #[inline]
+    pub(crate) fn read(&mut self, p: u32, now_ms: u64, consortium: &Consortium) -> Tx {
+        let patient = PatientId(p as u64);
+        let home = consortium.home_hospital(patient);
+        let count = self.records[p as usize].clamp(1, MAX_RECORDS_PER_PATIENT);
+        let record = record_id(p, self.rng.below(count as u64) as u32);
+        let u = self.rng.uniform();
+        let (accessor, purpose) = if u < self.unconsented && self.org_count > 1 {
+            (self.other_org(home), AccessPurpose::Treatment)
+        } else if u < self.unconsented + self.emergency && self.org_count > 1 {
+            (self.other_org(home), AccessPurpose::Emergency)
+        } else {
+            (home, AccessPurpose::Treatment)
+        };
+        let user = UserId(accessor.0 * self.clinicians + self.rng.below(self.clinicians));
+        Tx::RecordAccess {
+            record,
+            patient,
+            accessor,
+            user,
+            purpose,
+            at_ms: now_ms,
+        }
+    }
+
+    /// A uniformly chosen organisation other than `home` (never holds this patient's
+    /// consent: the generator only grants to home hospitals).
+    #[inline]
+    fn other_org(&mut self, home: OrgId) -> OrgId {
+        let k = self.rng.below(self.org_count - 1);
+        OrgId(if k >= home.0 { k + 1 } else { k })
+    }
+
+    /// Number of records patient `p` has (trace replay).
+    pub(crate) fn record_count(&self, p: u32) -> u32 {
+        self.records[p as usize]
+    }
+
+    /// Resource-kind index for a trace row (kinds cycle with the record number).
+    pub(crate) fn kind_for_record(n: u32) -> usize {
+        (n as usize) % RESOURCE_KINDS.len()
+    }
+}
