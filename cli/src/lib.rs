@@ -6,3 +6,5 @@
 pub mod output;
 pub mod plot;
 pub mod report;
+pub mod cmd;
+pub mod sweep;

@@ -116,3 +116,12 @@ fn demo_is_deterministic() {
         assert_eq!(fa, fb);
     }
 }
+
+#[test]
+fn demo_report_prints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = ledger_core::demo::run(tmp.path()).unwrap();
+    let t = std::time::Instant::now();
+    verify_dir(&tmp.path().join("ledger")).unwrap();
+    println!("{r}\nverify took {:?}", t.elapsed());
+}

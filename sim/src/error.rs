@@ -117,6 +117,9 @@ pub enum SimError {
         /// The ledger's message.
         message: String,
     },
+    /// The run was cancelled through [`crate::RunOptions::cancel`] (an interrupt).
+    #[error("cancelled")]
+    Cancelled,
     /// The workload generator failed.
     #[error("workload: {0}")]
     Workload(String),

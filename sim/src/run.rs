@@ -23,6 +23,9 @@ pub struct RunOptions {
     pub trace_path: Option<PathBuf>,
     /// Called about every 0.1 simulated seconds.
     pub progress: Option<ProgressFn>,
+    /// When set to `true` (by a signal handler), the run stops at its next progress
+    /// point with [`SimError::Cancelled`]; nothing about the run is reported.
+    pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -30,6 +33,7 @@ impl std::fmt::Debug for RunOptions {
         f.debug_struct("RunOptions")
             .field("trace_path", &self.trace_path)
             .field("progress", &self.progress.is_some())
+            .field("cancel", &self.cancel.is_some())
             .finish()
     }
 }

@@ -257,6 +257,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             }
             self.events += 1;
             if t >= next_progress {
+                if let Some(flag) = &self.opts.cancel {
+                    if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Err(SimError::Cancelled);
+                    }
+                }
                 if let Some(cb) = &self.opts.progress {
                     cb(t as f64 / NS_PER_S as f64, self.end_ns as f64 / NS_PER_S as f64);
                 }

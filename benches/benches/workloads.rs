@@ -1,0 +1,64 @@
+//! Workload generation rate: requests per second per workload family and for the
+//! default mix (`cargo bench -p benches --bench workloads`). Floor: 5 million tx/s per
+//! core.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+use workloads::config::{ImagingMode, MixConfig};
+use workloads::{Consortium, ConsortiumConfig, Generator, WorkloadConfig};
+
+/// Requests generated per measured iteration.
+const BATCH: u64 = 100_000;
+
+fn only(family: &str) -> MixConfig {
+    let w = |f: &str| if f == family { 1.0 } else { 0.0 };
+    MixConfig {
+        hospital: w("hospital"),
+        imaging: w("imaging"),
+        claims: w("claims"),
+        supply_chain: w("supply_chain"),
+        payment: w("payment"),
+    }
+}
+
+fn bench_generation(c: &mut Criterion) {
+    let consortium = Consortium::new(&ConsortiumConfig::default(), 1).expect("default consortium");
+    let mut cases: Vec<(&str, WorkloadConfig)> = vec![("default_mix", WorkloadConfig::default())];
+    for family in ["hospital", "imaging", "claims", "supply_chain", "payment"] {
+        cases.push((
+            family,
+            WorkloadConfig {
+                mix: only(family),
+                ..WorkloadConfig::default()
+            },
+        ));
+    }
+    let mut onchain = WorkloadConfig {
+        mix: only("imaging"),
+        ..WorkloadConfig::default()
+    };
+    onchain.imaging.mode = ImagingMode::Onchain;
+    cases.push(("imaging_onchain", onchain));
+
+    let mut group = c.benchmark_group("workload_generate");
+    group.throughput(Throughput::Elements(BATCH));
+    for (name, cfg) in &cases {
+        // One long-lived generator per case (steady state: per-patient state warm,
+        // pending queue at its working size).
+        let mut g = Generator::new(cfg, &consortium, 10_000.0, 42).expect("valid config");
+        for _ in 0..BATCH {
+            black_box(g.next_request());
+        }
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                for _ in 0..BATCH {
+                    black_box(g.next_request());
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_generation);
+criterion_main!(benches);
