@@ -2,6 +2,9 @@
 //! default mix (`cargo bench -p benches --bench workloads`). Floor: 5 million tx/s per
 //! core.
 
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use workloads::config::{ImagingMode, MixConfig};

@@ -517,6 +517,20 @@ fn report_escapes_strings_from_results() {
 }
 
 #[test]
+fn run_without_commits_still_plots() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_run_dir(tmp.path(), "pow", 0.0, 100.0, 0);
+    fs::write(tmp.path().join("latency.csv"), "percentile,latency_ms\n").unwrap();
+    let written = plot_dir(tmp.path()).unwrap();
+    assert_eq!(written.len(), 4);
+    check_svg(
+        &tmp.path().join("latency_cdf.svg"),
+        "no committed transactions",
+    );
+    check_png(&tmp.path().join("latency_cdf.png"));
+}
+
+#[test]
 fn plot_dir_rejects_a_non_results_dir() {
     let tmp = tempfile::tempdir().unwrap();
     assert!(matches!(

@@ -15,8 +15,8 @@ use crate::block::{Block, BlockHeader};
 use crate::exec::{Receipt, RejectReason};
 use crate::hashing::{keyed, OP_ID_KEY, TX_ID_KEY};
 use crate::types::{
-    AccessPurpose, ConsentScope, Hash32, Modality, OrgId, PackageId, PatientId, RecordId,
-    ResourceKind, StudyId, SupplyEventKind, Tx, UserId, ClaimId,
+    AccessPurpose, ClaimId, ConsentScope, Hash32, Modality, OrgId, PackageId, PatientId, RecordId,
+    ResourceKind, StudyId, SupplyEventKind, Tx, UserId,
 };
 use crate::xshard::{ShardOp, Vote, XId};
 
@@ -109,7 +109,10 @@ impl<const N: usize> StackBuf<N> {
     /// An empty buffer.
     #[inline]
     pub fn new() -> Self {
-        Self { buf: [0u8; N], len: 0 }
+        Self {
+            buf: [0u8; N],
+            len: 0,
+        }
     }
     /// The bytes written so far.
     #[inline]
@@ -128,7 +131,10 @@ impl<const N: usize> Sink for StackBuf<N> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
         let end = self.len + bytes.len();
-        assert!(end <= N, "StackBuf<{N}> overflow: an encoding exceeded its declared maximum");
+        assert!(
+            end <= N,
+            "StackBuf<{N}> overflow: an encoding exceeded its declared maximum"
+        );
         self.buf[self.len..end].copy_from_slice(bytes);
         self.len = end;
     }
@@ -188,14 +194,20 @@ impl<'a> Reader<'a> {
     /// Errors unless every byte was consumed.
     pub fn finish(&self) -> Result<(), DecodeError> {
         if self.remaining() != 0 {
-            return Err(DecodeError::TrailingBytes { offset: self.pos, remaining: self.remaining() });
+            return Err(DecodeError::TrailingBytes {
+                offset: self.pos,
+                remaining: self.remaining(),
+            });
         }
         Ok(())
     }
     /// Reads `n` raw bytes.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::UnexpectedEnd { offset: self.pos, needed: n - self.remaining() });
+            return Err(DecodeError::UnexpectedEnd {
+                offset: self.pos,
+                needed: n - self.remaining(),
+            });
         }
         let s = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
@@ -236,7 +248,12 @@ impl<'a> Reader<'a> {
         let offset = self.pos;
         let n = self.u32()? as usize;
         if n > limit {
-            return Err(DecodeError::LimitExceeded { what, value: n as u64, limit: limit as u64, offset });
+            return Err(DecodeError::LimitExceeded {
+                what,
+                value: n as u64,
+                limit: limit as u64,
+                offset,
+            });
         }
         Ok(n)
     }
@@ -276,7 +293,13 @@ fn resource_from(r: &mut Reader<'_>) -> Result<ResourceKind, DecodeError> {
         4 => ResourceKind::Procedure,
         5 => ResourceKind::Patient,
         6 => ResourceKind::DocumentReference,
-        tag => return Err(DecodeError::UnknownTag { what: "resource kind", tag, offset }),
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "resource kind",
+                tag,
+                offset,
+            })
+        }
     })
 }
 fn purpose_tag(p: AccessPurpose) -> u8 {
@@ -294,7 +317,13 @@ fn purpose_from(r: &mut Reader<'_>) -> Result<AccessPurpose, DecodeError> {
         1 => AccessPurpose::Payment,
         2 => AccessPurpose::Operations,
         3 => AccessPurpose::Emergency,
-        tag => return Err(DecodeError::UnknownTag { what: "access purpose", tag, offset }),
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "access purpose",
+                tag,
+                offset,
+            })
+        }
     })
 }
 /// The canonical `u8` tag of a modality.
@@ -318,7 +347,13 @@ pub fn modality_from(r: &mut Reader<'_>) -> Result<Modality, DecodeError> {
         3 => Modality::Mammography,
         4 => Modality::Ultrasound,
         5 => Modality::PetCt,
-        tag => return Err(DecodeError::UnknownTag { what: "modality", tag, offset }),
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "modality",
+                tag,
+                offset,
+            })
+        }
     })
 }
 
@@ -334,7 +369,14 @@ pub fn resource_kind_from(r: &mut Reader<'_>) -> Result<ResourceKind, DecodeErro
 impl Encode for Tx {
     fn encode_to<S: Sink>(&self, s: &mut S) {
         match self {
-            Tx::RecordWrite { record, patient, author, resource, doc_hash, size_bytes } => {
+            Tx::RecordWrite {
+                record,
+                patient,
+                author,
+                resource,
+                doc_hash,
+                size_bytes,
+            } => {
                 s.put(&[0]);
                 put_u64(s, record.0);
                 put_u64(s, patient.0);
@@ -343,7 +385,14 @@ impl Encode for Tx {
                 s.put(doc_hash);
                 put_u32(s, *size_bytes);
             }
-            Tx::RecordAccess { record, patient, accessor, user, purpose, at_ms } => {
+            Tx::RecordAccess {
+                record,
+                patient,
+                accessor,
+                user,
+                purpose,
+                at_ms,
+            } => {
                 s.put(&[1]);
                 put_u64(s, record.0);
                 put_u64(s, patient.0);
@@ -352,7 +401,12 @@ impl Encode for Tx {
                 s.put(&[purpose_tag(*purpose)]);
                 put_u64(s, *at_ms);
             }
-            Tx::ConsentGrant { patient, grantee, scope, expires_at_ms } => {
+            Tx::ConsentGrant {
+                patient,
+                grantee,
+                scope,
+                expires_at_ms,
+            } => {
                 s.put(&[2]);
                 put_u64(s, patient.0);
                 put_u64(s, grantee.0);
@@ -364,7 +418,15 @@ impl Encode for Tx {
                 put_u64(s, patient.0);
                 put_u64(s, grantee.0);
             }
-            Tx::ImagingAnchor { study, patient, centre, modality, content_root, size_bytes, chunk_count } => {
+            Tx::ImagingAnchor {
+                study,
+                patient,
+                centre,
+                modality,
+                content_root,
+                size_bytes,
+                chunk_count,
+            } => {
                 s.put(&[4]);
                 put_u64(s, study.0);
                 put_u64(s, patient.0);
@@ -374,7 +436,15 @@ impl Encode for Tx {
                 put_u64(s, *size_bytes);
                 put_u32(s, *chunk_count);
             }
-            Tx::ClaimSubmit { claim, patient, provider, payer, service_code, service_day, amount_cents } => {
+            Tx::ClaimSubmit {
+                claim,
+                patient,
+                provider,
+                payer,
+                service_code,
+                service_day,
+                amount_cents,
+            } => {
                 s.put(&[5]);
                 put_u64(s, claim.0);
                 put_u64(s, patient.0);
@@ -384,14 +454,25 @@ impl Encode for Tx {
                 put_u32(s, *service_day);
                 put_u64(s, *amount_cents);
             }
-            Tx::ClaimAdjudicate { claim, patient, payer, approved_cents } => {
+            Tx::ClaimAdjudicate {
+                claim,
+                patient,
+                payer,
+                approved_cents,
+            } => {
                 s.put(&[6]);
                 put_u64(s, claim.0);
                 put_u64(s, patient.0);
                 put_u64(s, payer.0);
                 put_u64(s, *approved_cents);
             }
-            Tx::ClaimPay { claim, patient, payer, provider, amount_cents } => {
+            Tx::ClaimPay {
+                claim,
+                patient,
+                payer,
+                provider,
+                amount_cents,
+            } => {
                 s.put(&[7]);
                 put_u64(s, claim.0);
                 put_u64(s, patient.0);
@@ -399,13 +480,21 @@ impl Encode for Tx {
                 put_u64(s, provider.0);
                 put_u64(s, *amount_cents);
             }
-            Tx::Payment { from, to, amount_cents } => {
+            Tx::Payment {
+                from,
+                to,
+                amount_cents,
+            } => {
                 s.put(&[8]);
                 put_u64(s, from.0);
                 put_u64(s, to.0);
                 put_u64(s, *amount_cents);
             }
-            Tx::Supply { package, actor, event } => {
+            Tx::Supply {
+                package,
+                actor,
+                event,
+            } => {
                 s.put(&[9]);
                 put_u64(s, package.0);
                 put_u64(s, actor.0);
@@ -481,7 +570,10 @@ impl Decode for Tx {
                 scope: ConsentScope(r.u8()?),
                 expires_at_ms: r.u64()?,
             },
-            3 => Tx::ConsentRevoke { patient: PatientId(r.u64()?), grantee: OrgId(r.u64()?) },
+            3 => Tx::ConsentRevoke {
+                patient: PatientId(r.u64()?),
+                grantee: OrgId(r.u64()?),
+            },
             4 => Tx::ImagingAnchor {
                 study: StudyId(r.u64()?),
                 patient: PatientId(r.u64()?),
@@ -513,22 +605,48 @@ impl Decode for Tx {
                 provider: OrgId(r.u64()?),
                 amount_cents: r.u64()?,
             },
-            8 => Tx::Payment { from: OrgId(r.u64()?), to: OrgId(r.u64()?), amount_cents: r.u64()? },
+            8 => Tx::Payment {
+                from: OrgId(r.u64()?),
+                to: OrgId(r.u64()?),
+                amount_cents: r.u64()?,
+            },
             9 => {
                 let package = PackageId(r.u64()?);
                 let actor = OrgId(r.u64()?);
                 let (etag, eoff) = r.tag()?;
                 let event = match etag {
                     0 => SupplyEventKind::Commission { product: r.u64()? },
-                    1 => SupplyEventKind::Ship { to: OrgId(r.u64()?) },
+                    1 => SupplyEventKind::Ship {
+                        to: OrgId(r.u64()?),
+                    },
                     2 => SupplyEventKind::Receive,
-                    3 => SupplyEventKind::Dispense { patient: PatientId(r.u64()?) },
-                    4 => SupplyEventKind::TemperatureExcursion { celsius_x10: r.i16()? },
-                    tag => return Err(DecodeError::UnknownTag { what: "supply event", tag, offset: eoff }),
+                    3 => SupplyEventKind::Dispense {
+                        patient: PatientId(r.u64()?),
+                    },
+                    4 => SupplyEventKind::TemperatureExcursion {
+                        celsius_x10: r.i16()?,
+                    },
+                    tag => {
+                        return Err(DecodeError::UnknownTag {
+                            what: "supply event",
+                            tag,
+                            offset: eoff,
+                        })
+                    }
                 };
-                Tx::Supply { package, actor, event }
+                Tx::Supply {
+                    package,
+                    actor,
+                    event,
+                }
             }
-            tag => return Err(DecodeError::UnknownTag { what: "tx", tag, offset }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "tx",
+                    tag,
+                    offset,
+                })
+            }
         })
     }
 }
@@ -597,11 +715,20 @@ impl Decode for ShardOp {
             0 => ShardOp::Tx(Tx::decode_from(r)?),
             1 => {
                 let xid = XId(r.u64()?);
-                ShardOp::Prepare { xid, tx: Tx::decode_from(r)? }
+                ShardOp::Prepare {
+                    xid,
+                    tx: Tx::decode_from(r)?,
+                }
             }
             2 => ShardOp::Commit { xid: XId(r.u64()?) },
             3 => ShardOp::Abort { xid: XId(r.u64()?) },
-            tag => return Err(DecodeError::UnknownTag { what: "shard op", tag, offset }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "shard op",
+                    tag,
+                    offset,
+                })
+            }
         })
     }
 }
@@ -653,13 +780,20 @@ impl Decode for Receipt {
         let (tag, offset) = r.tag()?;
         let (code, coff) = r.tag()?;
         let reason = || {
-            RejectReason::from_code(code).ok_or(DecodeError::UnknownTag { what: "reject reason", tag: code, offset: coff })
+            RejectReason::from_code(code).ok_or(DecodeError::UnknownTag {
+                what: "reject reason",
+                tag: code,
+                offset: coff,
+            })
         };
         let no_code = |v: Receipt| {
             if code == 0 {
                 Ok(v)
             } else {
-                Err(DecodeError::Invalid { what: "receipt padding", offset: coff })
+                Err(DecodeError::Invalid {
+                    what: "receipt padding",
+                    offset: coff,
+                })
             }
         };
         match tag {
@@ -670,7 +804,11 @@ impl Decode for Receipt {
             4 => Ok(Receipt::Vote(Vote::No(reason()?))),
             5 => no_code(Receipt::Committed),
             6 => no_code(Receipt::Aborted),
-            tag => Err(DecodeError::UnknownTag { what: "receipt", tag, offset }),
+            tag => Err(DecodeError::UnknownTag {
+                what: "receipt",
+                tag,
+                offset,
+            }),
         }
     }
 }
@@ -710,20 +848,38 @@ impl Decode for BlockHeader {
                 offset,
             });
         }
-        Ok(BlockHeader { shard, height, prev_hash, tx_root, receipts_root, state_root, timestamp_ms, op_count })
+        Ok(BlockHeader {
+            shard,
+            height,
+            prev_hash,
+            tx_root,
+            receipts_root,
+            state_root,
+            timestamp_ms,
+            op_count,
+        })
     }
 }
 
 impl Encode for Block {
     fn encode_to<S: Sink>(&self, s: &mut S) {
-        assert_eq!(self.header.op_count as usize, self.ops.len(), "block header op_count disagrees with its ops");
+        assert_eq!(
+            self.header.op_count as usize,
+            self.ops.len(),
+            "block header op_count disagrees with its ops"
+        );
         self.header.encode_to(s);
         for op in &self.ops {
             op.encode_to(s);
         }
     }
     fn encoded_len(&self) -> usize {
-        HEADER_ENCODED_LEN + self.ops.iter().map(|o| Encode::encoded_len(o)).sum::<usize>()
+        HEADER_ENCODED_LEN
+            + self
+                .ops
+                .iter()
+                .map(Encode::encoded_len)
+                .sum::<usize>()
     }
 }
 
@@ -742,7 +898,10 @@ impl Decode for Block {
         // reserving memory for it.
         let n = header.op_count as usize;
         if n > r.remaining() / 9 {
-            return Err(DecodeError::UnexpectedEnd { offset: r.offset(), needed: n * 9 - r.remaining() });
+            return Err(DecodeError::UnexpectedEnd {
+                offset: r.offset(),
+                needed: n * 9 - r.remaining(),
+            });
         }
         let mut ops = Vec::with_capacity(n);
         for _ in 0..n {

@@ -13,8 +13,8 @@ use crate::genesis::{Genesis, GenesisBuilder, GenesisError};
 use crate::log::{export, verify_dir, ExportError, VerifyError, VerifyReport};
 use crate::shard::Ledger;
 use crate::types::{
-    AccessPurpose, ClaimId, ConsentScope, Hash32, Modality, OrgId, OrgKind, PackageId, PatientId, RecordId,
-    ResourceKind, StudyId, SupplyEventKind, Tx, UserId,
+    AccessPurpose, ClaimId, ConsentScope, Hash32, Modality, OrgId, OrgKind, PackageId, PatientId,
+    RecordId, ResourceKind, StudyId, SupplyEventKind, Tx, UserId,
 };
 use crate::xshard::{Coordinator, TxOutcome};
 
@@ -98,21 +98,41 @@ fn hex8(h: &Hash32) -> String {
 
 impl fmt::Display for DemoReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "ledger-core demo: {} patients on {} shards", self.patients, self.shards)?;
+        writeln!(
+            f,
+            "ledger-core demo: {} patients on {} shards",
+            self.patients, self.shards
+        )?;
         writeln!(f, "  submitted transactions : {}", self.submitted)?;
-        writeln!(f, "  single-shard accepted  : {} (of which break-glass: {})", self.accepted, self.break_glass)?;
-        writeln!(f, "  single-shard rejected  : {}", self.rejected.values().sum::<u64>())?;
+        writeln!(
+            f,
+            "  single-shard accepted  : {} (of which break-glass: {})",
+            self.accepted, self.break_glass
+        )?;
+        writeln!(
+            f,
+            "  single-shard rejected  : {}",
+            self.rejected.values().sum::<u64>()
+        )?;
         for (r, n) in &self.rejected {
             writeln!(f, "      {r:<26} {n}")?;
         }
         writeln!(f, "  rejected but audited   : {}", self.rejected_audited)?;
         writeln!(f, "  cross-shard committed  : {}", self.cross_committed)?;
-        writeln!(f, "  cross-shard aborted    : {}", self.cross_aborted.values().sum::<u64>())?;
+        writeln!(
+            f,
+            "  cross-shard aborted    : {}",
+            self.cross_aborted.values().sum::<u64>()
+        )?;
         for (r, n) in &self.cross_aborted {
             writeln!(f, "      {r:<26} {n}")?;
         }
         writeln!(f, "  blocks per shard       : {:?}", self.blocks_per_shard)?;
-        writeln!(f, "  money before / after   : {} / {} cents", self.money_before, self.money_after)?;
+        writeln!(
+            f,
+            "  money before / after   : {} / {} cents",
+            self.money_before, self.money_after
+        )?;
         for (i, r) in self.state_roots.iter().enumerate() {
             writeln!(f, "  state root shard {i}     : {}…", hex8(r))?;
         }
@@ -142,7 +162,14 @@ pub fn demo_genesis() -> Result<Genesis, GenesisError> {
         .reference_price(CT_HEAD, 120_000)
         .reference_price(LAB_PANEL, 5_000);
     for p in 1..UNCOVERED_FROM {
-        b = b.cover(PatientId(p), if p % 2 == 0 { BIG_INSURER } else { SMALL_INSURER });
+        b = b.cover(
+            PatientId(p),
+            if p % 2 == 0 {
+                BIG_INSURER
+            } else {
+                SMALL_INSURER
+            },
+        );
     }
     b.build()
 }
@@ -164,7 +191,14 @@ fn payer(p: u64) -> OrgId {
     }
 }
 fn access(p: u64, who: OrgId, purpose: AccessPurpose, at_ms: u64) -> Tx {
-    Tx::RecordAccess { record: RecordId(p * 10), patient: PatientId(p), accessor: who, user: UserId(who.0 * 1000 + p % 7), purpose, at_ms }
+    Tx::RecordAccess {
+        record: RecordId(p * 10),
+        patient: PatientId(p),
+        accessor: who,
+        user: UserId(who.0 * 1000 + p % 7),
+        purpose,
+        at_ms,
+    }
 }
 
 struct Tally<'a> {
@@ -189,7 +223,9 @@ impl Tally<'_> {
                 }
                 TxOutcome::Single(other) => panic!("single-shard tx answered {other:?}"),
                 TxOutcome::Committed => self.report.cross_committed += 1,
-                TxOutcome::Aborted(r) => *self.report.cross_aborted.entry(r.name()).or_default() += 1,
+                TxOutcome::Aborted(r) => {
+                    *self.report.cross_aborted.entry(r.name()).or_default() += 1
+                }
             }
         }
     }
@@ -216,12 +252,26 @@ pub fn run(out_dir: &Path) -> Result<DemoReport, DemoError> {
         money_after: 0,
         state_roots: Vec::new(),
         log_dir: log_dir.clone(),
-        verify: VerifyReport { shard_count: 0, blocks: 0, ops: 0, bytes: 0, state_roots: Vec::new() },
+        verify: VerifyReport {
+            shard_count: 0,
+            blocks: 0,
+            ops: 0,
+            bytes: 0,
+            state_roots: Vec::new(),
+        },
     };
     let patients = 1..=DEMO_PATIENTS;
-    let round = |ledger: &mut Ledger, co: &mut Coordinator, report: &mut DemoReport, txs: Vec<Tx>, t_ms: u64| {
+    let round = |ledger: &mut Ledger,
+                 co: &mut Coordinator,
+                 report: &mut DemoReport,
+                 txs: Vec<Tx>,
+                 t_ms: u64| {
         let out = co.run_round(ledger, &txs, t_ms);
-        assert_eq!(ledger.total_money(), report.money_before, "money not conserved during the demo");
+        assert_eq!(
+            ledger.total_money(),
+            report.money_before,
+            "money not conserved during the demo"
+        );
         Tally { report }.record(&txs, &out);
         out
     };
@@ -243,21 +293,41 @@ pub fn run(out_dir: &Path) -> Result<DemoReport, DemoError> {
                 study: StudyId(p),
                 patient: PatientId(p),
                 centre: IMAGING,
-                modality: if p % 10 == 0 { Modality::Ct } else { Modality::CrDx },
+                modality: if p % 10 == 0 {
+                    Modality::Ct
+                } else {
+                    Modality::CrDx
+                },
                 content_root: h,
                 size_bytes: 30_000_000 + p * 1000,
                 chunk_count: 120,
             });
         }
         if p % 4 == 0 {
-            txs.push(Tx::ConsentGrant { patient: PatientId(p), grantee: grantee(p), scope: ConsentScope::READ_RECORDS, expires_at_ms: 1_000_000 });
+            txs.push(Tx::ConsentGrant {
+                patient: PatientId(p),
+                grantee: grantee(p),
+                scope: ConsentScope::READ_RECORDS,
+                expires_at_ms: 1_000_000,
+            });
         }
         if p % 8 == 0 {
-            txs.push(Tx::ConsentGrant { patient: PatientId(p), grantee: IMAGING, scope: ConsentScope::ALL, expires_at_ms: 5_000 });
+            txs.push(Tx::ConsentGrant {
+                patient: PatientId(p),
+                grantee: IMAGING,
+                scope: ConsentScope::ALL,
+                expires_at_ms: 5_000,
+            });
         }
     }
     for k in 1..=PACKAGES {
-        txs.push(Tx::Supply { package: PackageId(k), actor: DISTRIBUTOR, event: SupplyEventKind::Commission { product: 30_000 + k % 3 } });
+        txs.push(Tx::Supply {
+            package: PackageId(k),
+            actor: DISTRIBUTOR,
+            event: SupplyEventKind::Commission {
+                product: 30_000 + k % 3,
+            },
+        });
     }
     round(&mut ledger, &mut co, &mut report, txs, 1_000);
 
@@ -324,26 +394,48 @@ pub fn run(out_dir: &Path) -> Result<DemoReport, DemoError> {
     }
     for k in 1..=PACKAGES {
         let to = if k == PACKAGES { DISTRIBUTOR } else { PHARMACY };
-        txs.push(Tx::Supply { package: PackageId(k), actor: DISTRIBUTOR, event: SupplyEventKind::Ship { to } });
+        txs.push(Tx::Supply {
+            package: PackageId(k),
+            actor: DISTRIBUTOR,
+            event: SupplyEventKind::Ship { to },
+        });
     }
-    txs.push(Tx::Supply { package: PackageId(PACKAGES + 1), actor: PHARMACY, event: SupplyEventKind::Receive });
+    txs.push(Tx::Supply {
+        package: PackageId(PACKAGES + 1),
+        actor: PHARMACY,
+        event: SupplyEventKind::Receive,
+    });
     round(&mut ledger, &mut co, &mut report, txs, 2_000);
 
     // Round 3: revocations, accesses after revoke / expiry, adjudication, receiving, excursions.
     let mut txs = Vec::new();
     for p in patients.clone() {
         if p % 8 == 0 {
-            txs.push(Tx::ConsentRevoke { patient: PatientId(p), grantee: grantee(p) });
+            txs.push(Tx::ConsentRevoke {
+                patient: PatientId(p),
+                grantee: grantee(p),
+            });
         }
         if p % 9 == 0 {
-            txs.push(Tx::ConsentRevoke { patient: PatientId(p), grantee: DISTRIBUTOR });
+            txs.push(Tx::ConsentRevoke {
+                patient: PatientId(p),
+                grantee: DISTRIBUTOR,
+            });
         }
     }
     for k in 1..=PACKAGES {
-        txs.push(Tx::Supply { package: PackageId(k), actor: PHARMACY, event: SupplyEventKind::Receive });
+        txs.push(Tx::Supply {
+            package: PackageId(k),
+            actor: PHARMACY,
+            event: SupplyEventKind::Receive,
+        });
     }
     for k in [3, 7] {
-        txs.push(Tx::Supply { package: PackageId(k), actor: PHARMACY, event: SupplyEventKind::TemperatureExcursion { celsius_x10: 112 } });
+        txs.push(Tx::Supply {
+            package: PackageId(k),
+            actor: PHARMACY,
+            event: SupplyEventKind::TemperatureExcursion { celsius_x10: 112 },
+        });
     }
     round(&mut ledger, &mut co, &mut report, txs, 10_000);
 
@@ -357,13 +449,23 @@ pub fn run(out_dir: &Path) -> Result<DemoReport, DemoError> {
         if (p % 2 == 0 || p % 3 == 0) && p < UNCOVERED_FROM {
             let deny = p % 11 == 0;
             let amount = if deny { 0 } else { 8_000 + (p % 10) * 300 };
-            txs.push(Tx::ClaimAdjudicate { claim: ClaimId(p), patient: PatientId(p), payer: payer(p), approved_cents: amount });
+            txs.push(Tx::ClaimAdjudicate {
+                claim: ClaimId(p),
+                patient: PatientId(p),
+                payer: payer(p),
+                approved_cents: amount,
+            });
             if !deny {
                 approved.push((p, amount));
             }
         }
         if p % 13 == 0 {
-            txs.push(Tx::ClaimAdjudicate { claim: ClaimId(p), patient: PatientId(p), payer: HOSPITALS[0], approved_cents: 1 });
+            txs.push(Tx::ClaimAdjudicate {
+                claim: ClaimId(p),
+                patient: PatientId(p),
+                payer: HOSPITALS[0],
+                approved_cents: 1,
+            });
         }
     }
     round(&mut ledger, &mut co, &mut report, txs, 11_000);
@@ -392,15 +494,33 @@ pub fn run(out_dir: &Path) -> Result<DemoReport, DemoError> {
         queue = rest;
         let mut txs: Vec<Tx> = batch
             .iter()
-            .map(|&(p, amt)| Tx::ClaimPay { claim: ClaimId(p), patient: PatientId(p), payer: payer(p), provider: custodian(p), amount_cents: amt })
+            .map(|&(p, amt)| Tx::ClaimPay {
+                claim: ClaimId(p),
+                patient: PatientId(p),
+                payer: payer(p),
+                provider: custodian(p),
+                amount_cents: amt,
+            })
             .collect();
         let pays = txs.len();
         if n_round % 4 == 0 {
-            txs.push(Tx::Payment { from: HOSPITALS[(n_round % 3) as usize], to: PHARMACY, amount_cents: 2_500 });
-            txs.push(Tx::Payment { from: IMAGING, to: IMAGING, amount_cents: 1 });
+            txs.push(Tx::Payment {
+                from: HOSPITALS[(n_round % 3) as usize],
+                to: PHARMACY,
+                amount_cents: 2_500,
+            });
+            txs.push(Tx::Payment {
+                from: IMAGING,
+                to: IMAGING,
+                amount_cents: 1,
+            });
         }
         if n_round % 10 == 0 {
-            txs.push(Tx::Payment { from: PHARMACY, to: DISTRIBUTOR, amount_cents: 10_000_000 });
+            txs.push(Tx::Payment {
+                from: PHARMACY,
+                to: DISTRIBUTOR,
+                amount_cents: 10_000_000,
+            });
         }
         let out = round(&mut ledger, &mut co, &mut report, txs, t);
         for (&(p, amt), o) in batch.iter().zip(&out[..pays]) {
@@ -415,10 +535,26 @@ pub fn run(out_dir: &Path) -> Result<DemoReport, DemoError> {
     let mut txs = Vec::new();
     for k in 1..=PACKAGES {
         let actor = if k == PACKAGES { DISTRIBUTOR } else { PHARMACY };
-        txs.push(Tx::Supply { package: PackageId(k), actor, event: SupplyEventKind::Receive });
-        txs.push(Tx::Supply { package: PackageId(k), actor, event: SupplyEventKind::Dispense { patient: PatientId(k) } });
+        txs.push(Tx::Supply {
+            package: PackageId(k),
+            actor,
+            event: SupplyEventKind::Receive,
+        });
+        txs.push(Tx::Supply {
+            package: PackageId(k),
+            actor,
+            event: SupplyEventKind::Dispense {
+                patient: PatientId(k),
+            },
+        });
     }
-    txs.push(Tx::Supply { package: PackageId(1), actor: PHARMACY, event: SupplyEventKind::Dispense { patient: PatientId(1) } });
+    txs.push(Tx::Supply {
+        package: PackageId(1),
+        actor: PHARMACY,
+        event: SupplyEventKind::Dispense {
+            patient: PatientId(1),
+        },
+    });
     round(&mut ledger, &mut co, &mut report, txs, t);
 
     for s in &ledger.shards {
@@ -429,7 +565,10 @@ pub fn run(out_dir: &Path) -> Result<DemoReport, DemoError> {
     report.money_after = ledger.total_money();
     report.state_roots = ledger.state_roots();
     if report.money_after != report.money_before {
-        return Err(DemoError::MoneyNotConserved { before: report.money_before, after: report.money_after });
+        return Err(DemoError::MoneyNotConserved {
+            before: report.money_before,
+            after: report.money_after,
+        });
     }
     export(&ledger, &log_dir)?;
     report.verify = verify_dir(&log_dir)?;

@@ -24,11 +24,12 @@ use crate::genesis::GenesisIndex;
 use crate::hashing::{keyed, AUDIT_KEY};
 use crate::routing::{org_shard, package_shard, patient_shard};
 use crate::state::{
-    AuditEntry, ClaimEntry, ClaimStatus, ConsentEntry, Key, PackageEntry, PackageStatus, RecordEntry, State,
-    StudyEntry, Value,
+    AuditEntry, ClaimEntry, ClaimStatus, ConsentEntry, Key, PackageEntry, PackageStatus,
+    RecordEntry, State, StudyEntry, Value,
 };
 use crate::types::{
-    AccessPurpose, AmountCents, ConsentScope, OrgId, OrgKind, PatientId, ShardId, SupplyEventKind, Tx,
+    AccessPurpose, AmountCents, ConsentScope, OrgId, OrgKind, PatientId, ShardId, SupplyEventKind,
+    Tx,
 };
 use crate::xshard::{Vote, XId};
 
@@ -229,7 +230,10 @@ impl Ctx<'_> {
     }
     #[inline]
     fn org(&self, o: OrgId) -> R<OrgKind> {
-        self.g.org(o).map(|i| i.kind).ok_or(RejectReason::UnknownOrg)
+        self.g
+            .org(o)
+            .map(|i| i.kind)
+            .ok_or(RejectReason::UnknownOrg)
     }
     fn balance(&mut self, o: OrgId) -> R<AmountCents> {
         match self.get(Key::Account(o))? {
@@ -253,7 +257,13 @@ impl Ctx<'_> {
         self.money_out -= amount as i128;
         Ok(())
     }
-    fn consent_allows(&mut self, patient: PatientId, org: OrgId, scope: ConsentScope, at_ms: u64) -> R<()> {
+    fn consent_allows(
+        &mut self,
+        patient: PatientId,
+        org: OrgId,
+        scope: ConsentScope,
+        at_ms: u64,
+    ) -> R<()> {
         match self.get(Key::Consent(patient, org))? {
             Some(Value::Consent(c)) => {
                 if !c.scope.contains(scope) {
@@ -278,34 +288,62 @@ fn is_provider(k: OrgKind) -> bool {
 pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
     use RejectReason as E;
     match *tx {
-        Tx::RecordWrite { record, patient, author, resource, doc_hash, size_bytes } => {
+        Tx::RecordWrite {
+            record,
+            patient,
+            author,
+            resource,
+            doc_hash,
+            size_bytes,
+        } => {
             if !is_provider(cx.org(author)?) {
                 return Err(E::WrongOrgKind);
             }
             let entry = match cx.get(Key::Record(record))? {
-                None => RecordEntry { patient, custodian: author, resource, doc_hash, size_bytes, version: 1 },
+                None => RecordEntry {
+                    patient,
+                    custodian: author,
+                    resource,
+                    doc_hash,
+                    size_bytes,
+                    version: 1,
+                },
                 Some(Value::Record(r)) => {
                     if r.patient != patient {
                         return Err(E::PatientMismatch);
                     }
                     if r.custodian != author {
                         let now = cx.now_ms;
-                        cx.consent_allows(patient, author, ConsentScope::READ_RECORDS, now).map_err(|e| {
-                            if e == E::KeyLocked {
-                                e
-                            } else {
-                                E::NotCustodian
-                            }
-                        })?;
+                        cx.consent_allows(patient, author, ConsentScope::READ_RECORDS, now)
+                            .map_err(|e| {
+                                if e == E::KeyLocked {
+                                    e
+                                } else {
+                                    E::NotCustodian
+                                }
+                            })?;
                     }
-                    RecordEntry { resource, doc_hash, size_bytes, version: r.version.saturating_add(1), ..r }
+                    RecordEntry {
+                        resource,
+                        doc_hash,
+                        size_bytes,
+                        version: r.version.saturating_add(1),
+                        ..r
+                    }
                 }
                 Some(_) => unreachable_value(),
             };
             cx.set(Key::Record(record), Value::Record(entry))?;
             Ok(Receipt::Accepted)
         }
-        Tx::RecordAccess { record, patient, accessor, user, purpose, at_ms } => {
+        Tx::RecordAccess {
+            record,
+            patient,
+            accessor,
+            user,
+            purpose,
+            at_ms,
+        } => {
             let outcome = access_decision(cx, record, patient, accessor, purpose, at_ms);
             let (otag, ocode) = match outcome {
                 Ok(Receipt::AcceptedBreakGlass) => (1u8, 0u8),
@@ -314,7 +352,10 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
             };
             let prev = match cx.get(Key::Audit(patient))? {
                 Some(Value::Audit(a)) => a,
-                _ => AuditEntry { count: 0, head: [0; 32] },
+                _ => AuditEntry {
+                    count: 0,
+                    head: [0; 32],
+                },
             };
             let mut buf = [0u8; 32 + 8 * 4 + 1 + 2];
             buf[..32].copy_from_slice(&prev.head);
@@ -326,15 +367,29 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
             buf[65] = otag;
             buf[66] = ocode;
             let head = keyed(&AUDIT_KEY, &buf);
-            cx.set(Key::Audit(patient), Value::Audit(AuditEntry { count: prev.count + 1, head }))?;
+            cx.set(
+                Key::Audit(patient),
+                Value::Audit(AuditEntry {
+                    count: prev.count + 1,
+                    head,
+                }),
+            )?;
             Ok(outcome.unwrap_or_else(Receipt::Rejected))
         }
-        Tx::ConsentGrant { patient, grantee, scope, expires_at_ms } => {
+        Tx::ConsentGrant {
+            patient,
+            grantee,
+            scope,
+            expires_at_ms,
+        } => {
             cx.org(grantee)?;
             if scope.0 == 0 || scope.0 & !ConsentScope::ALL.0 != 0 {
                 return Err(E::InvalidScope);
             }
-            let entry = Value::Consent(ConsentEntry { scope, expires_at_ms });
+            let entry = Value::Consent(ConsentEntry {
+                scope,
+                expires_at_ms,
+            });
             if cx.patient_here(patient) {
                 cx.set(Key::Consent(patient, grantee), entry)?;
             }
@@ -359,7 +414,15 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
             }
             Ok(Receipt::Accepted)
         }
-        Tx::ImagingAnchor { study, patient, centre, modality, content_root, size_bytes, chunk_count } => {
+        Tx::ImagingAnchor {
+            study,
+            patient,
+            centre,
+            modality,
+            content_root,
+            size_bytes,
+            chunk_count,
+        } => {
             if !matches!(cx.org(centre)?, OrgKind::Hospital | OrgKind::ImagingCentre) {
                 return Err(E::WrongOrgKind);
             }
@@ -369,11 +432,26 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
             if cx.get(Key::Study(study))?.is_some() {
                 return Err(E::DuplicateStudy);
             }
-            let v = StudyEntry { patient, centre, modality, content_root, size_bytes, chunk_count };
+            let v = StudyEntry {
+                patient,
+                centre,
+                modality,
+                content_root,
+                size_bytes,
+                chunk_count,
+            };
             cx.set(Key::Study(study), Value::Study(v))?;
             Ok(Receipt::Accepted)
         }
-        Tx::ClaimSubmit { claim, patient, provider, payer, service_code, service_day, amount_cents } => {
+        Tx::ClaimSubmit {
+            claim,
+            patient,
+            provider,
+            payer,
+            service_code,
+            service_day,
+            amount_cents,
+        } => {
             if !is_provider(cx.org(provider)?) || cx.org(payer)? != OrgKind::Insurer {
                 return Err(E::WrongOrgKind);
             }
@@ -383,7 +461,10 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
             if amount_cents == 0 {
                 return Err(E::ZeroAmount);
             }
-            let limit = cx.g.org(payer).map(|o| o.per_claim_limit_cents).unwrap_or(0);
+            let limit =
+                cx.g.org(payer)
+                    .map(|o| o.per_claim_limit_cents)
+                    .unwrap_or(0);
             if limit > 0 && amount_cents > limit {
                 return Err(E::OverClaimLimit);
             }
@@ -395,7 +476,8 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
                 return Err(E::DuplicateClaim);
             }
             if let Some(price) = cx.g.reference_price(service_code) {
-                if amount_cents as u128 > price as u128 * cx.g.genesis.fraud_price_multiple as u128 {
+                if amount_cents as u128 > price as u128 * cx.g.genesis.fraud_price_multiple as u128
+                {
                     return Err(E::FraudSuspected);
                 }
             }
@@ -422,7 +504,12 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
             cx.set(daily, Value::Count(n + 1))?;
             Ok(Receipt::Accepted)
         }
-        Tx::ClaimAdjudicate { claim, patient, payer, approved_cents } => {
+        Tx::ClaimAdjudicate {
+            claim,
+            patient,
+            payer,
+            approved_cents,
+        } => {
             let c = match cx.get(Key::Claim(claim))? {
                 Some(Value::Claim(c)) => c,
                 _ => return Err(E::UnknownClaim),
@@ -439,11 +526,28 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
             if approved_cents > c.billed_cents {
                 return Err(E::ApprovedOverBilled);
             }
-            let status = if approved_cents == 0 { ClaimStatus::Denied } else { ClaimStatus::Approved };
-            cx.set(Key::Claim(claim), Value::Claim(ClaimEntry { approved_cents, status, ..c }))?;
+            let status = if approved_cents == 0 {
+                ClaimStatus::Denied
+            } else {
+                ClaimStatus::Approved
+            };
+            cx.set(
+                Key::Claim(claim),
+                Value::Claim(ClaimEntry {
+                    approved_cents,
+                    status,
+                    ..c
+                }),
+            )?;
             Ok(Receipt::Accepted)
         }
-        Tx::ClaimPay { claim, patient, payer, provider, amount_cents } => {
+        Tx::ClaimPay {
+            claim,
+            patient,
+            payer,
+            provider,
+            amount_cents,
+        } => {
             if payer == provider {
                 return Err(E::SelfPayment);
             }
@@ -470,7 +574,13 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
                 if c.approved_cents != amount_cents {
                     return Err(E::AmountMismatch);
                 }
-                cx.set(Key::Claim(claim), Value::Claim(ClaimEntry { status: ClaimStatus::Paid, ..c }))?;
+                cx.set(
+                    Key::Claim(claim),
+                    Value::Claim(ClaimEntry {
+                        status: ClaimStatus::Paid,
+                        ..c
+                    }),
+                )?;
             }
             if cx.org_here(payer) {
                 cx.debit(payer, amount_cents)?;
@@ -480,7 +590,11 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
             }
             Ok(Receipt::Accepted)
         }
-        Tx::Payment { from, to, amount_cents } => {
+        Tx::Payment {
+            from,
+            to,
+            amount_cents,
+        } => {
             if from == to {
                 return Err(E::SelfPayment);
             }
@@ -497,7 +611,11 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
             }
             Ok(Receipt::Accepted)
         }
-        Tx::Supply { package, actor, event } => {
+        Tx::Supply {
+            package,
+            actor,
+            event,
+        } => {
             let actor_kind = cx.org(actor)?;
             debug_assert_eq!(package_shard(package, cx.shard_count), cx.shard);
             let key = Key::Package(package);
@@ -526,12 +644,17 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
                     if to == actor {
                         return Err(E::InvalidSupplyTransition);
                     }
-                    PackageEntry { status: PackageStatus::InTransit { to }, ..p }
+                    PackageEntry {
+                        status: PackageStatus::InTransit { to },
+                        ..p
+                    }
                 }
                 (SupplyEventKind::Receive, Some(p)) => match p.status {
-                    PackageStatus::InTransit { to } if to == actor => {
-                        PackageEntry { holder: actor, status: PackageStatus::Held, ..p }
-                    }
+                    PackageStatus::InTransit { to } if to == actor => PackageEntry {
+                        holder: actor,
+                        status: PackageStatus::Held,
+                        ..p
+                    },
                     PackageStatus::InTransit { .. } => return Err(E::NotAddressee),
                     _ => return Err(E::InvalidSupplyTransition),
                 },
@@ -548,7 +671,10 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
                     if p.excursions > 0 {
                         return Err(E::Quarantined);
                     }
-                    PackageEntry { status: PackageStatus::Dispensed { patient }, ..p }
+                    PackageEntry {
+                        status: PackageStatus::Dispensed { patient },
+                        ..p
+                    }
                 }
                 (SupplyEventKind::TemperatureExcursion { celsius_x10 }, Some(p)) => {
                     let involved = match p.status {
@@ -559,7 +685,11 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
                     if !involved {
                         return Err(E::NotHolder);
                     }
-                    PackageEntry { excursions: p.excursions.saturating_add(1), last_excursion_x10: celsius_x10, ..p }
+                    PackageEntry {
+                        excursions: p.excursions.saturating_add(1),
+                        last_excursion_x10: celsius_x10,
+                        ..p
+                    }
                 }
             };
             cx.set(key, Value::Package(next))?;

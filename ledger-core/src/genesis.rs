@@ -97,12 +97,27 @@ impl GenesisBuilder {
     }
     /// Adds a non-insurer member.
     pub fn org(mut self, id: OrgId, kind: OrgKind, opening_balance_cents: AmountCents) -> Self {
-        self.orgs.push(OrgInfo { id, kind, opening_balance_cents, per_claim_limit_cents: 0 });
+        self.orgs.push(OrgInfo {
+            id,
+            kind,
+            opening_balance_cents,
+            per_claim_limit_cents: 0,
+        });
         self
     }
     /// Adds an insurer with its per-claim limit (0 = none).
-    pub fn insurer(mut self, id: OrgId, opening_balance_cents: AmountCents, per_claim_limit_cents: AmountCents) -> Self {
-        self.orgs.push(OrgInfo { id, kind: OrgKind::Insurer, opening_balance_cents, per_claim_limit_cents });
+    pub fn insurer(
+        mut self,
+        id: OrgId,
+        opening_balance_cents: AmountCents,
+        per_claim_limit_cents: AmountCents,
+    ) -> Self {
+        self.orgs.push(OrgInfo {
+            id,
+            kind: OrgKind::Insurer,
+            opening_balance_cents,
+            per_claim_limit_cents,
+        });
         self
     }
     /// Covers `patient` by `payer`.
@@ -133,7 +148,9 @@ impl GenesisBuilder {
             coverage: self.coverage,
             implicit_coverage: self.implicit_coverage,
             reference_prices: self.prices,
-            fraud_price_multiple: self.fraud_price_multiple.unwrap_or(DEFAULT_FRAUD_PRICE_MULTIPLE),
+            fraud_price_multiple: self
+                .fraud_price_multiple
+                .unwrap_or(DEFAULT_FRAUD_PRICE_MULTIPLE),
             max_daily_claims: self.max_daily_claims.unwrap_or(DEFAULT_MAX_DAILY_CLAIMS),
         };
         g.normalized()
@@ -158,7 +175,10 @@ impl Genesis {
                 return Err(GenesisError::DuplicateOrg(w[0].id));
             }
         }
-        self.orgs.iter().try_fold(0u64, |acc, o| acc.checked_add(o.opening_balance_cents)).ok_or(GenesisError::MoneyOverflow)?;
+        self.orgs
+            .iter()
+            .try_fold(0u64, |acc, o| acc.checked_add(o.opening_balance_cents))
+            .ok_or(GenesisError::MoneyOverflow)?;
         self.coverage.sort();
         for w in self.coverage.windows(2) {
             if w[0].0 == w[1].0 {
@@ -166,7 +186,10 @@ impl Genesis {
             }
         }
         for &(patient, payer) in &self.coverage {
-            let ok = self.orgs.binary_search_by_key(&payer, |o| o.id).map(|i| self.orgs[i].kind == OrgKind::Insurer);
+            let ok = self
+                .orgs
+                .binary_search_by_key(&payer, |o| o.id)
+                .map(|i| self.orgs[i].kind == OrgKind::Insurer);
             if ok != Ok(true) {
                 return Err(GenesisError::PayerNotInsurer { patient, payer });
             }
@@ -187,7 +210,10 @@ impl Genesis {
 
     /// Sum of all opening balances (the money supply, constant forever after).
     pub fn total_money(&self) -> u128 {
-        self.orgs.iter().map(|o| o.opening_balance_cents as u128).sum()
+        self.orgs
+            .iter()
+            .map(|o| o.opening_balance_cents as u128)
+            .sum()
     }
 }
 
@@ -224,7 +250,13 @@ impl Encode for Genesis {
         s.put(&self.max_daily_claims.to_le_bytes());
     }
     fn encoded_len(&self) -> usize {
-        4 + self.orgs.len() * 25 + 4 + self.coverage.len() * 16 + 1 + 4 + self.reference_prices.len() * 12 + 8
+        4 + self.orgs.len() * 25
+            + 4
+            + self.coverage.len() * 16
+            + 1
+            + 4
+            + self.reference_prices.len() * 12
+            + 8
     }
 }
 
@@ -240,11 +272,25 @@ impl Decode for Genesis {
                 1 => OrgKind::ImagingCentre,
                 2 => OrgKind::Insurer,
                 3 => OrgKind::Pharmacy,
-                tag => return Err(DecodeError::UnknownTag { what: "org kind", tag, offset }),
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "org kind",
+                        tag,
+                        offset,
+                    })
+                }
             };
-            orgs.push(OrgInfo { id, kind, opening_balance_cents: r.u64()?, per_claim_limit_cents: r.u64()? });
+            orgs.push(OrgInfo {
+                id,
+                kind,
+                opening_balance_cents: r.u64()?,
+                per_claim_limit_cents: r.u64()?,
+            });
         }
-        let n = r.count("genesis coverage", MAX_GENESIS_ENTRIES.min(r.remaining() / 16))?;
+        let n = r.count(
+            "genesis coverage",
+            MAX_GENESIS_ENTRIES.min(r.remaining() / 16),
+        )?;
         let mut coverage = Vec::with_capacity(n);
         for _ in 0..n {
             coverage.push((PatientId(r.u64()?), OrgId(r.u64()?)));
@@ -253,9 +299,17 @@ impl Decode for Genesis {
         let implicit_coverage = match r.u8()? {
             0 => false,
             1 => true,
-            _ => return Err(DecodeError::Invalid { what: "implicit coverage flag", offset }),
+            _ => {
+                return Err(DecodeError::Invalid {
+                    what: "implicit coverage flag",
+                    offset,
+                })
+            }
         };
-        let n = r.count("genesis reference prices", MAX_GENESIS_ENTRIES.min(r.remaining() / 12))?;
+        let n = r.count(
+            "genesis reference prices",
+            MAX_GENESIS_ENTRIES.min(r.remaining() / 12),
+        )?;
         let mut reference_prices = Vec::with_capacity(n);
         for _ in 0..n {
             reference_prices.push((r.u32()?, r.u64()?));
@@ -269,9 +323,15 @@ impl Decode for Genesis {
             max_daily_claims: r.u32()?,
         };
         let offset = r.offset();
-        let normal = g.clone().normalized().map_err(|_| DecodeError::Invalid { what: "genesis tables", offset })?;
+        let normal = g.clone().normalized().map_err(|_| DecodeError::Invalid {
+            what: "genesis tables",
+            offset,
+        })?;
         if normal != g {
-            return Err(DecodeError::Invalid { what: "genesis table order", offset });
+            return Err(DecodeError::Invalid {
+                what: "genesis table order",
+                offset,
+            });
         }
         Ok(g)
     }
@@ -294,7 +354,12 @@ impl GenesisIndex {
     /// Builds the lookup tables.
     pub fn new(genesis: &Genesis) -> Arc<GenesisIndex> {
         let orgs: FxHashMap<_, _> = genesis.orgs.iter().map(|o| (o.id, *o)).collect();
-        let insurers = genesis.orgs.iter().filter(|o| o.kind == OrgKind::Insurer).map(|o| o.id).collect();
+        let insurers = genesis
+            .orgs
+            .iter()
+            .filter(|o| o.kind == OrgKind::Insurer)
+            .map(|o| o.id)
+            .collect();
         Arc::new(GenesisIndex {
             genesis: genesis.clone(),
             hash: genesis.hash(),

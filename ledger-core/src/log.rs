@@ -135,7 +135,9 @@ pub enum VerifyError {
         what: &'static str,
     },
     /// The log ends at a different block than the manifest says.
-    #[error("shard {shard}: log has {found} blocks, manifest says {expected} (or tip hash differs)")]
+    #[error(
+        "shard {shard}: log has {found} blocks, manifest says {expected} (or tip hash differs)"
+    )]
     Tip {
         /// Shard.
         shard: u32,
@@ -188,7 +190,10 @@ pub struct VerifyReport {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
-    move |source| ExportError::Io { path: path.to_path_buf(), source }
+    move |source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes every shard's block log and the manifest to `dir` (created if needed).
@@ -232,11 +237,17 @@ struct Manifest {
 
 fn read_manifest(dir: &Path) -> Result<Manifest, VerifyError> {
     let path = dir.join(MANIFEST_FILE);
-    let f = File::open(&path).map_err(|source| VerifyError::Io { path: path.clone(), source })?;
+    let f = File::open(&path).map_err(|source| VerifyError::Io {
+        path: path.clone(),
+        source,
+    })?;
     let mut bytes = Vec::new();
     f.take(MAX_MANIFEST_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|source| VerifyError::Io { path: path.clone(), source })?;
+        .map_err(|source| VerifyError::Io {
+            path: path.clone(),
+            source,
+        })?;
     if bytes.len() as u64 > MAX_MANIFEST_BYTES || bytes.len() < 8 + 32 {
         return Err(VerifyError::Manifest("size out of range".into()));
     }
@@ -251,7 +262,9 @@ fn read_manifest(dir: &Path) -> Result<Manifest, VerifyError> {
     }
     let n = r.u32().map_err(bad)?;
     if n == 0 || n > MAX_LOG_SHARDS {
-        return Err(VerifyError::Manifest(format!("shard count {n} out of range")));
+        return Err(VerifyError::Manifest(format!(
+            "shard count {n} out of range"
+        )));
     }
     let glen = r.u32().map_err(bad)? as usize;
     let genesis = Genesis::decode(r.take(glen).map_err(bad)?).map_err(bad)?;
@@ -268,7 +281,13 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, VerifyError> {
     let m = read_manifest(dir)?;
     let n = m.tips.len() as u32;
     let g = GenesisIndex::new(&m.genesis);
-    let mut report = VerifyReport { shard_count: n, blocks: 0, ops: 0, bytes: 0, state_roots: Vec::new() };
+    let mut report = VerifyReport {
+        shard_count: n,
+        blocks: 0,
+        ops: 0,
+        bytes: 0,
+        state_roots: Vec::new(),
+    };
     let mut frame = Vec::new();
     let mut leaves: Vec<Hash32> = Vec::new();
     for s in 0..n {
@@ -280,7 +299,10 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, VerifyError> {
             }
             Err(source) => return Err(VerifyError::Io { path, source }),
         };
-        let io = |source| VerifyError::Io { path: path.clone(), source };
+        let io = |source| VerifyError::Io {
+            path: path.clone(),
+            source,
+        };
         let mut rd = BufReader::with_capacity(1 << 20, f);
         let mut pre = [0u8; 16];
         if read_full(&mut rd, &mut pre).map_err(io)? != 16
@@ -294,24 +316,46 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, VerifyError> {
         let mut replay = ShardLedger::new(g.clone(), ShardId(s), n, None);
         let mut height: u64 = 0;
         let mut prev_stored_hash: Option<Hash32> = None;
-        let mismatch = |height: u64, what: &'static str| VerifyError::Mismatch { shard: s, height, what };
+        let mismatch = |height: u64, what: &'static str| VerifyError::Mismatch {
+            shard: s,
+            height,
+            what,
+        };
         loop {
             let mut lenb = [0u8; 4];
             match read_full(&mut rd, &mut lenb).map_err(io)? {
                 0 => break,
                 4 => {}
-                _ => return Err(VerifyError::Truncated { shard: s, height, offset }),
+                _ => {
+                    return Err(VerifyError::Truncated {
+                        shard: s,
+                        height,
+                        offset,
+                    })
+                }
             }
             let len = u32::from_le_bytes(lenb) as usize;
             if len > MAX_BLOCK_BYTES {
-                return Err(VerifyError::FrameTooLarge { shard: s, height, len: len as u64 });
+                return Err(VerifyError::FrameTooLarge {
+                    shard: s,
+                    height,
+                    len: len as u64,
+                });
             }
             frame.resize(len + 32, 0);
             if read_full(&mut rd, &mut frame).map_err(io)? != len + 32 {
-                return Err(VerifyError::Truncated { shard: s, height, offset });
+                return Err(VerifyError::Truncated {
+                    shard: s,
+                    height,
+                    offset,
+                });
             }
-            let block = Block::decode(&frame[..len])
-                .map_err(|source| VerifyError::Decode { shard: s, height, offset, source })?;
+            let block = Block::decode(&frame[..len]).map_err(|source| VerifyError::Decode {
+                shard: s,
+                height,
+                offset,
+                source,
+            })?;
             let mut stored_hash = [0u8; 32];
             stored_hash.copy_from_slice(&frame[len..]);
             let h: &BlockHeader = &block.header;
@@ -344,7 +388,8 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, VerifyError> {
                     return Err(mismatch(height, "state root on replay"));
                 }
             }
-            if replay.tip().hash() != stored_hash || replay.tip() != &block_header_of(&frame[..len]) {
+            if replay.tip().hash() != stored_hash || replay.tip() != &block_header_of(&frame[..len])
+            {
                 return Err(mismatch(height, "header hash"));
             }
             prev_stored_hash = Some(stored_hash);
@@ -353,7 +398,11 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, VerifyError> {
         }
         let (expected, tip) = m.tips[s as usize];
         if height != expected || prev_stored_hash != Some(tip) {
-            return Err(VerifyError::Tip { shard: s, found: height, expected });
+            return Err(VerifyError::Tip {
+                shard: s,
+                found: height,
+                expected,
+            });
         }
         report.blocks += height;
         report.bytes += offset;
@@ -365,7 +414,8 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, VerifyError> {
 /// The header of an already-decoded frame (cannot fail: the frame decoded as a block).
 fn block_header_of(frame: &[u8]) -> BlockHeader {
     let mut r = Reader::new(frame);
-    BlockHeader::decode_from(&mut r).unwrap_or_else(|e| panic!("a decoded block's header failed to re-decode: {e}"))
+    BlockHeader::decode_from(&mut r)
+        .unwrap_or_else(|e| panic!("a decoded block's header failed to re-decode: {e}"))
 }
 
 /// Reads until `buf` is full or EOF; returns the bytes read.

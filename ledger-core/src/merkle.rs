@@ -24,7 +24,9 @@
 //! larger than a binary-tree proof; that is the price of the 4× cheaper root, and roots are
 //! computed for every block while proofs are asked for rarely.
 
-use blake3::hazmat::{left_subtree_len, merge_subtrees_non_root, merge_subtrees_root, HasherExt, Mode};
+use blake3::hazmat::{
+    left_subtree_len, merge_subtrees_non_root, merge_subtrees_root, HasherExt, Mode,
+};
 
 use crate::hashing::TX_ROOT_KEY;
 use crate::types::Hash32;
@@ -113,7 +115,11 @@ pub fn prove(leaves: &[Hash32], index: usize) -> Option<MerkleProof> {
         }
     }
     siblings.reverse();
-    Some(MerkleProof { leaf_count: leaves.len() as u64, chunk_leaves, siblings })
+    Some(MerkleProof {
+        leaf_count: leaves.len() as u64,
+        chunk_leaves,
+        siblings,
+    })
 }
 
 impl MerkleProof {
@@ -127,7 +133,9 @@ impl MerkleProof {
         let total = n as usize * LEAF_LEN;
         let chunk_start = (index / LEAVES_PER_CHUNK) * CHUNK_LEN;
         let chunk_len = CHUNK_LEN.min(total - chunk_start);
-        if self.chunk_leaves.len() * LEAF_LEN != chunk_len || self.chunk_leaves[index % LEAVES_PER_CHUNK] != *leaf {
+        if self.chunk_leaves.len() * LEAF_LEN != chunk_len
+            || self.chunk_leaves[index % LEAVES_PER_CHUNK] != *leaf
+        {
             return false;
         }
         let mut sides = [false; 64];

@@ -36,7 +36,10 @@ pub fn splitmix64(mut z: u64) -> u64 {
 /// Jump consistent hash: maps `key` to a bucket in `0..buckets` (`buckets ≥ 1`).
 #[inline]
 pub fn jump_consistent_hash(mut key: u64, buckets: u32) -> u32 {
-    assert!(buckets >= 1, "jump_consistent_hash needs at least one bucket");
+    assert!(
+        buckets >= 1,
+        "jump_consistent_hash needs at least one bucket"
+    );
     let (mut b, mut j): (i64, i64) = (-1, 0);
     while j < buckets as i64 {
         b = j;
@@ -49,17 +52,26 @@ pub fn jump_consistent_hash(mut key: u64, buckets: u32) -> u32 {
 /// Home shard of a patient.
 #[inline]
 pub fn patient_shard(p: PatientId, shard_count: u32) -> ShardId {
-    ShardId(jump_consistent_hash(splitmix64(p.0 ^ PATIENT_SALT), shard_count))
+    ShardId(jump_consistent_hash(
+        splitmix64(p.0 ^ PATIENT_SALT),
+        shard_count,
+    ))
 }
 /// Home shard of an organisation (its account and grantee-side consent index).
 #[inline]
 pub fn org_shard(o: OrgId, shard_count: u32) -> ShardId {
-    ShardId(jump_consistent_hash(splitmix64(o.0 ^ ORG_SALT), shard_count))
+    ShardId(jump_consistent_hash(
+        splitmix64(o.0 ^ ORG_SALT),
+        shard_count,
+    ))
 }
 /// Home shard of a drug package.
 #[inline]
 pub fn package_shard(p: PackageId, shard_count: u32) -> ShardId {
-    ShardId(jump_consistent_hash(splitmix64(p.0 ^ PACKAGE_SALT), shard_count))
+    ShardId(jump_consistent_hash(
+        splitmix64(p.0 ^ PACKAGE_SALT),
+        shard_count,
+    ))
 }
 
 /// Most shards one transaction can touch (a `ClaimPay`: patient, payer, provider).
@@ -84,7 +96,10 @@ impl ShardSet {
             Ok(_) => return,
             Err(p) => p,
         };
-        assert!(n < MAX_SHARDS_PER_TX, "ShardSet holds at most {MAX_SHARDS_PER_TX} shards");
+        assert!(
+            n < MAX_SHARDS_PER_TX,
+            "ShardSet holds at most {MAX_SHARDS_PER_TX} shards"
+        );
         self.ids.copy_within(pos..n, pos + 1);
         self.ids[pos] = s;
         self.len += 1;
@@ -130,11 +145,19 @@ pub fn shards_of(tx: &Tx, shard_count: u32) -> ShardSet {
         | Tx::ImagingAnchor { patient, .. }
         | Tx::ClaimSubmit { patient, .. }
         | Tx::ClaimAdjudicate { patient, .. } => s.insert(patient_shard(*patient, shard_count)),
-        Tx::ConsentGrant { patient, grantee, .. } | Tx::ConsentRevoke { patient, grantee } => {
+        Tx::ConsentGrant {
+            patient, grantee, ..
+        }
+        | Tx::ConsentRevoke { patient, grantee } => {
             s.insert(patient_shard(*patient, shard_count));
             s.insert(org_shard(*grantee, shard_count));
         }
-        Tx::ClaimPay { patient, payer, provider, .. } => {
+        Tx::ClaimPay {
+            patient,
+            payer,
+            provider,
+            ..
+        } => {
             s.insert(patient_shard(*patient, shard_count));
             s.insert(org_shard(*payer, shard_count));
             s.insert(org_shard(*provider, shard_count));

@@ -71,7 +71,12 @@ pub struct BlockLog {
 impl BlockLog {
     /// An empty log holding at most `max_bytes`.
     pub fn new(max_bytes: usize) -> Self {
-        Self { bytes: Vec::new(), blocks: 0, max_bytes, overflowed: false }
+        Self {
+            bytes: Vec::new(),
+            blocks: 0,
+            max_bytes,
+            overflowed: false,
+        }
     }
     fn append(&mut self, header: &BlockHeader, ops: &[ShardOp], hash: &Hash32) {
         if self.overflowed {
@@ -88,7 +93,11 @@ impl BlockLog {
         for op in ops {
             op.encode_to(&mut self.bytes);
         }
-        assert_eq!(self.bytes.len() - start, len, "encoded_len disagrees with the encoding");
+        assert_eq!(
+            self.bytes.len() - start,
+            len,
+            "encoded_len disagrees with the encoding"
+        );
         self.bytes.extend_from_slice(hash);
         self.blocks += 1;
     }
@@ -133,8 +142,17 @@ pub struct ShardLedger {
 
 impl ShardLedger {
     /// Shard `shard` of `shard_count`, at genesis. `log_max_bytes: None` disables the block log.
-    pub fn new(genesis: Arc<GenesisIndex>, shard: ShardId, shard_count: u32, log_max_bytes: Option<usize>) -> Self {
-        assert!(shard.0 < shard_count, "shard {} out of range 0..{shard_count}", shard.0);
+    pub fn new(
+        genesis: Arc<GenesisIndex>,
+        shard: ShardId,
+        shard_count: u32,
+        log_max_bytes: Option<usize>,
+    ) -> Self {
+        assert!(
+            shard.0 < shard_count,
+            "shard {} out of range 0..{shard_count}",
+            shard.0
+        );
         let mut state = State::new();
         for o in &genesis.genesis.orgs {
             if org_shard(o.id, shard_count) == shard {
@@ -225,14 +243,22 @@ impl ShardLedger {
     pub fn check_invariants(&self) {
         self.state.check_invariants();
         let locked: usize = self.pending.values().map(|s| s.locked.len()).sum();
-        assert_eq!(locked, self.locks.len(), "lock table disagrees with pending cross-shard parts");
+        assert_eq!(
+            locked,
+            self.locks.len(),
+            "lock table disagrees with pending cross-shard parts"
+        );
     }
 
     /// Applies one block of `ops` at `timestamp_ms`: hashes the ops, executes them in order,
     /// updates the state root incrementally, builds and chains the header, and appends the
     /// block to the log if enabled.
     pub fn apply_block(&mut self, ops: Vec<ShardOp>, timestamp_ms: u64) -> AppliedBlock {
-        assert!(ops.len() <= MAX_BLOCK_TXS, "block of {} ops exceeds MAX_BLOCK_TXS", ops.len());
+        assert!(
+            ops.len() <= MAX_BLOCK_TXS,
+            "block of {} ops exceeds MAX_BLOCK_TXS",
+            ops.len()
+        );
         self.leaf_buf.clear();
         self.leaf_buf.extend(ops.iter().map(ShardOp::id));
         let tx_root = merkle::root(&self.leaf_buf);
@@ -262,17 +288,30 @@ impl ShardLedger {
         if cfg!(debug_assertions) && self.state.len() <= DEBUG_ROOT_CHECK_MAX_KEYS {
             self.check_invariants();
         }
-        AppliedBlock { header, hash, receipts }
+        AppliedBlock {
+            header,
+            hash,
+            receipts,
+        }
     }
 
-    fn run(&mut self, tx: &crate::types::Tx, now_ms: u64, prepare: bool) -> (Result<Receipt, RejectReason>, i128) {
+    fn run(
+        &mut self,
+        tx: &crate::types::Tx,
+        now_ms: u64,
+        prepare: bool,
+    ) -> (Result<Receipt, RejectReason>, i128) {
         self.writes.clear();
         self.touched.clear();
         let mut cx = Ctx {
             state: &self.state,
             locks: &self.locks,
             writes: &mut self.writes,
-            touched: if prepare { Some(&mut self.touched) } else { None },
+            touched: if prepare {
+                Some(&mut self.touched)
+            } else {
+                None
+            },
             money_out: 0,
             g: &self.genesis,
             shard: self.shard,
@@ -305,7 +344,10 @@ impl ShardLedger {
                     let (r, money_out) = self.run(tx, now_ms, false);
                     match r {
                         Ok(receipt) => {
-                            assert_eq!(money_out, 0, "a single-shard tx created or destroyed money");
+                            assert_eq!(
+                                money_out, 0,
+                                "a single-shard tx created or destroyed money"
+                            );
                             Self::apply_writes(&mut self.state, &self.writes);
                             receipt
                         }
@@ -377,9 +419,19 @@ impl ShardLedger {
                 locked.dedup();
                 for k in &locked {
                     let prev = self.locks.insert(*k, xid);
-                    assert!(prev.is_none(), "prepare locked a key already locked by {prev:?}");
+                    assert!(
+                        prev.is_none(),
+                        "prepare locked a key already locked by {prev:?}"
+                    );
                 }
-                self.pending.insert(xid, Staged { writes: self.writes.clone(), locked, money_out });
+                self.pending.insert(
+                    xid,
+                    Staged {
+                        writes: self.writes.clone(),
+                        locked,
+                        money_out,
+                    },
+                );
                 Vote::Yes
             }
             Ok(Receipt::Rejected(reason)) | Err(reason) => Vote::No(reason),
@@ -398,7 +450,9 @@ pub struct LedgerConfig {
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        Self { log_max_bytes: Some(DEFAULT_LOG_MAX_BYTES) }
+        Self {
+            log_max_bytes: Some(DEFAULT_LOG_MAX_BYTES),
+        }
     }
 }
 
@@ -418,8 +472,9 @@ impl Ledger {
     pub fn with_config(genesis: &Genesis, shard_count: u32, config: LedgerConfig) -> Self {
         assert!(shard_count >= 1, "a ledger needs at least one shard");
         let g = GenesisIndex::new(genesis);
-        let shards =
-            (0..shard_count).map(|s| ShardLedger::new(g.clone(), ShardId(s), shard_count, config.log_max_bytes)).collect();
+        let shards = (0..shard_count)
+            .map(|s| ShardLedger::new(g.clone(), ShardId(s), shard_count, config.log_max_bytes))
+            .collect();
         Self { shards, genesis: g }
     }
     /// Number of shards.
@@ -432,21 +487,49 @@ impl Ledger {
     }
     /// Applies one block per shard in parallel (rayon). Shards with no ops produce no block
     /// (`None`). Results are identical to [`Ledger::apply_blocks_sequential`].
-    pub fn apply_blocks_parallel(&mut self, per_shard_ops: Vec<Vec<ShardOp>>, timestamp_ms: u64) -> Vec<Option<AppliedBlock>> {
-        assert_eq!(per_shard_ops.len(), self.shards.len(), "one op list per shard");
+    pub fn apply_blocks_parallel(
+        &mut self,
+        per_shard_ops: Vec<Vec<ShardOp>>,
+        timestamp_ms: u64,
+    ) -> Vec<Option<AppliedBlock>> {
+        assert_eq!(
+            per_shard_ops.len(),
+            self.shards.len(),
+            "one op list per shard"
+        );
         self.shards
             .par_iter_mut()
             .zip(per_shard_ops.into_par_iter())
-            .map(|(s, ops)| if ops.is_empty() { None } else { Some(s.apply_block(ops, timestamp_ms)) })
+            .map(|(s, ops)| {
+                if ops.is_empty() {
+                    None
+                } else {
+                    Some(s.apply_block(ops, timestamp_ms))
+                }
+            })
             .collect()
     }
     /// Applies one block per shard, one shard after another.
-    pub fn apply_blocks_sequential(&mut self, per_shard_ops: Vec<Vec<ShardOp>>, timestamp_ms: u64) -> Vec<Option<AppliedBlock>> {
-        assert_eq!(per_shard_ops.len(), self.shards.len(), "one op list per shard");
+    pub fn apply_blocks_sequential(
+        &mut self,
+        per_shard_ops: Vec<Vec<ShardOp>>,
+        timestamp_ms: u64,
+    ) -> Vec<Option<AppliedBlock>> {
+        assert_eq!(
+            per_shard_ops.len(),
+            self.shards.len(),
+            "one op list per shard"
+        );
         self.shards
             .iter_mut()
             .zip(per_shard_ops)
-            .map(|(s, ops)| if ops.is_empty() { None } else { Some(s.apply_block(ops, timestamp_ms)) })
+            .map(|(s, ops)| {
+                if ops.is_empty() {
+                    None
+                } else {
+                    Some(s.apply_block(ops, timestamp_ms))
+                }
+            })
             .collect()
     }
     /// Total money: account balances plus clearing balances over all shards. Equals

@@ -28,8 +28,8 @@ use rustc_hash::FxHashMap;
 use crate::codec::{modality_tag, resource_kind_tag, Sink, StackBuf};
 use crate::hashing::{keyed, STATE_LEAF_KEY, STATE_ROOT_KEY};
 use crate::types::{
-    AmountCents, ClaimId, ConsentScope, Hash32, Modality, OrgId, PackageId, PatientId, RecordId, ResourceKind,
-    StudyId,
+    AmountCents, ClaimId, ConsentScope, Hash32, Modality, OrgId, PackageId, PatientId, RecordId,
+    ResourceKind, StudyId,
 };
 
 /// A state key. Patient-owned keys live on the patient's shard, accounts and grantee
@@ -443,7 +443,10 @@ impl State {
                     self.balances_sum -= b as u128;
                 }
             }
-            None => assert!(self.map.len() <= MAX_STATE_KEYS, "shard state exceeds MAX_STATE_KEYS"),
+            None => assert!(
+                self.map.len() <= MAX_STATE_KEYS,
+                "shard state exceeds MAX_STATE_KEYS"
+            ),
         }
     }
     /// Removes `k` (no hashing: the cached leaf digest is subtracted).
@@ -479,12 +482,26 @@ impl State {
     pub fn recompute_balances_sum(&self) -> u128 {
         self.map
             .values()
-            .map(|e| if let Value::Balance(b) = e.value { b as u128 } else { 0 })
+            .map(|e| {
+                if let Value::Balance(b) = e.value {
+                    b as u128
+                } else {
+                    0
+                }
+            })
             .sum()
     }
     /// Asserts that the incremental root and balance sum match a full recomputation.
     pub fn check_invariants(&self) {
-        assert_eq!(self.root(), self.recompute_root_from_scratch(), "incremental state root diverged from a full recomputation");
-        assert_eq!(self.balances_sum, self.recompute_balances_sum(), "incremental balance sum diverged");
+        assert_eq!(
+            self.root(),
+            self.recompute_root_from_scratch(),
+            "incremental state root diverged from a full recomputation"
+        );
+        assert_eq!(
+            self.balances_sum,
+            self.recompute_balances_sum(),
+            "incremental balance sum diverged"
+        );
     }
 }

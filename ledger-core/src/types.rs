@@ -45,7 +45,9 @@ id_type!(
 );
 
 /// A shard index in `0..shard_count`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct ShardId(pub u32);
 
 /// A 32-byte blake3 digest.
@@ -104,7 +106,9 @@ pub enum Modality {
 }
 
 /// What a consent grant covers, as a bit set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct ConsentScope(pub u8);
 
 impl ConsentScope {

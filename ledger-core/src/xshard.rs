@@ -92,8 +92,15 @@ pub struct CoordinatorStats {
 }
 
 enum Placement {
-    Single { shard: usize, pos: usize },
-    Cross { xid: XId, parts: [(usize, usize); 3], n: usize },
+    Single {
+        shard: usize,
+        pos: usize,
+    },
+    Cross {
+        xid: XId,
+        parts: [(usize, usize); 3],
+        n: usize,
+    },
 }
 
 /// A synchronous two-phase-commit driver for tests, the demo and benches: each round is one
@@ -109,7 +116,10 @@ pub struct Coordinator {
 impl Coordinator {
     /// A coordinator whose first xid is `first_xid`.
     pub fn new(first_xid: u64) -> Self {
-        Self { next_xid: first_xid, stats: CoordinatorStats::default() }
+        Self {
+            next_xid: first_xid,
+            stats: CoordinatorStats::default(),
+        }
     }
 
     /// Allocates a fresh xid.
@@ -121,7 +131,12 @@ impl Coordinator {
 
     /// Runs `txs` as one round at `timestamp_ms` (shards in parallel) and returns one
     /// outcome per tx, in order. Within a round, ops apply in the order of `txs` on each shard.
-    pub fn run_round(&mut self, ledger: &mut Ledger, txs: &[Tx], timestamp_ms: u64) -> Vec<TxOutcome> {
+    pub fn run_round(
+        &mut self,
+        ledger: &mut Ledger,
+        txs: &[Tx],
+        timestamp_ms: u64,
+    ) -> Vec<TxOutcome> {
         let n = ledger.shard_count();
         let mut per_shard: Vec<Vec<crate::xshard::ShardOp>> = (0..n).map(|_| Vec::new()).collect();
         let mut places = Vec::with_capacity(txs.len());
@@ -133,18 +148,31 @@ impl Coordinator {
                 for (i, s) in set.iter().enumerate() {
                     let s = s.0 as usize;
                     parts[i] = (s, per_shard[s].len());
-                    per_shard[s].push(ShardOp::Prepare { xid, tx: tx.clone() });
+                    per_shard[s].push(ShardOp::Prepare {
+                        xid,
+                        tx: tx.clone(),
+                    });
                 }
-                places.push(Placement::Cross { xid, parts, n: set.len() });
+                places.push(Placement::Cross {
+                    xid,
+                    parts,
+                    n: set.len(),
+                });
             } else {
                 let s = set.as_slice()[0].0 as usize;
-                places.push(Placement::Single { shard: s, pos: per_shard[s].len() });
+                places.push(Placement::Single {
+                    shard: s,
+                    pos: per_shard[s].len(),
+                });
                 per_shard[s].push(ShardOp::Tx(tx.clone()));
             }
         }
         let applied = ledger.apply_blocks_parallel(per_shard, timestamp_ms);
         let receipt = |s: usize, pos: usize| -> Receipt {
-            applied[s].as_ref().expect("a shard with ops produced a block").receipts[pos]
+            applied[s]
+                .as_ref()
+                .expect("a shard with ops produced a block")
+                .receipts[pos]
         };
         let mut outcomes = Vec::with_capacity(txs.len());
         let mut phase2: Vec<Vec<ShardOp>> = (0..n).map(|_| Vec::new()).collect();
@@ -162,13 +190,17 @@ impl Coordinator {
                             Receipt::Vote(Vote::No(r)) => {
                                 no.get_or_insert(r);
                             }
-                            other => panic!("prepare on shard {s} answered {other:?} instead of a vote"),
+                            other => {
+                                panic!("prepare on shard {s} answered {other:?} instead of a vote")
+                            }
                         }
                     }
                     for &(s, pos) in &parts[..n] {
                         match (no, receipt(s, pos)) {
                             (None, _) => phase2[s].push(ShardOp::Commit { xid }),
-                            (Some(_), Receipt::Vote(Vote::Yes)) => phase2[s].push(ShardOp::Abort { xid }),
+                            (Some(_), Receipt::Vote(Vote::Yes)) => {
+                                phase2[s].push(ShardOp::Abort { xid })
+                            }
                             _ => {}
                         }
                     }

@@ -71,7 +71,13 @@ proptest! {
 
 #[test]
 fn receipts_round_trip() {
-    let mut all = vec![Receipt::Accepted, Receipt::AcceptedBreakGlass, Receipt::Committed, Receipt::Aborted, Receipt::Vote(Vote::Yes)];
+    let mut all = vec![
+        Receipt::Accepted,
+        Receipt::AcceptedBreakGlass,
+        Receipt::Committed,
+        Receipt::Aborted,
+        Receipt::Vote(Vote::Yes),
+    ];
     for r in RejectReason::ALL {
         all.push(Receipt::Rejected(*r));
         all.push(Receipt::Vote(Vote::No(*r)));
@@ -80,8 +86,14 @@ fn receipts_round_trip() {
     for r in all {
         assert_eq!(Receipt::decode(&r.to_bytes()).unwrap(), r);
     }
-    assert!(Receipt::decode(&[2, 0]).is_err(), "reason code 0 is not a reason");
-    assert!(Receipt::decode(&[0, 1]).is_err(), "non-zero padding rejected");
+    assert!(
+        Receipt::decode(&[2, 0]).is_err(),
+        "reason code 0 is not a reason"
+    );
+    assert!(
+        Receipt::decode(&[0, 1]).is_err(),
+        "non-zero padding rejected"
+    );
 }
 
 #[test]
@@ -89,14 +101,24 @@ fn huge_op_count_is_rejected_without_allocation() {
     let mut b = vec![0u8; ledger_core::codec::HEADER_ENCODED_LEN];
     let n = b.len();
     b[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert!(matches!(Block::decode(&b), Err(DecodeError::LimitExceeded { .. })));
+    assert!(matches!(
+        Block::decode(&b),
+        Err(DecodeError::LimitExceeded { .. })
+    ));
     b[n - 4..].copy_from_slice(&1000u32.to_le_bytes());
-    assert!(matches!(Block::decode(&b), Err(DecodeError::UnexpectedEnd { .. })));
+    assert!(matches!(
+        Block::decode(&b),
+        Err(DecodeError::UnexpectedEnd { .. })
+    ));
 }
 
 #[test]
 fn tx_id_is_domain_separated_and_stable() {
-    let tx = Tx::Payment { from: ledger_core::types::OrgId(1), to: ledger_core::types::OrgId(2), amount_cents: 5 };
+    let tx = Tx::Payment {
+        from: ledger_core::types::OrgId(1),
+        to: ledger_core::types::OrgId(2),
+        amount_cents: 5,
+    };
     assert_eq!(tx.id(), tx.clone().id());
     assert_ne!(tx.id(), *blake3::hash(&tx.to_bytes()).as_bytes());
     assert_ne!(tx.id(), ShardOp::Tx(tx.clone()).id());

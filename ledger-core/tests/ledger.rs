@@ -42,10 +42,24 @@ fn audit(ledger: &Ledger, p: PatientId) -> u64 {
 }
 
 fn write(p: u64, author: OrgId) -> Tx {
-    Tx::RecordWrite { record: RecordId(p), patient: PatientId(p), author, resource: ResourceKind::Observation, doc_hash: [1; 32], size_bytes: 10 }
+    Tx::RecordWrite {
+        record: RecordId(p),
+        patient: PatientId(p),
+        author,
+        resource: ResourceKind::Observation,
+        doc_hash: [1; 32],
+        size_bytes: 10,
+    }
 }
 fn access(p: u64, who: OrgId, purpose: AccessPurpose, at_ms: u64) -> Tx {
-    Tx::RecordAccess { record: RecordId(p), patient: PatientId(p), accessor: who, user: UserId(9), purpose, at_ms }
+    Tx::RecordAccess {
+        record: RecordId(p),
+        patient: PatientId(p),
+        accessor: who,
+        user: UserId(9),
+        purpose,
+        at_ms,
+    }
 }
 
 #[test]
@@ -54,47 +68,115 @@ fn consent_enforced_and_audited() {
         let mut l = Ledger::new(&genesis(), shards);
         let mut co = Coordinator::new(1);
         let p = 5;
-        assert_eq!(one(&mut l, &mut co, write(p, H1), 10), TxOutcome::Single(Receipt::Accepted));
+        assert_eq!(
+            one(&mut l, &mut co, write(p, H1), 10),
+            TxOutcome::Single(Receipt::Accepted)
+        );
         // Custodian reads.
-        assert_eq!(one(&mut l, &mut co, access(p, H1, AccessPurpose::Treatment, 20), 20), TxOutcome::Single(Receipt::Accepted));
+        assert_eq!(
+            one(
+                &mut l,
+                &mut co,
+                access(p, H1, AccessPurpose::Treatment, 20),
+                20
+            ),
+            TxOutcome::Single(Receipt::Accepted)
+        );
         // No consent: rejected AND audited.
         let before = audit(&l, PatientId(p));
         assert_eq!(
-            one(&mut l, &mut co, access(p, H2, AccessPurpose::Treatment, 30), 30),
+            one(
+                &mut l,
+                &mut co,
+                access(p, H2, AccessPurpose::Treatment, 30),
+                30
+            ),
             TxOutcome::Single(Receipt::Rejected(RejectReason::NoConsent))
         );
-        assert_eq!(audit(&l, PatientId(p)), before + 1, "rejected access must be audited");
+        assert_eq!(
+            audit(&l, PatientId(p)),
+            before + 1,
+            "rejected access must be audited"
+        );
         // Emergency: break glass.
         assert_eq!(
-            one(&mut l, &mut co, access(p, H2, AccessPurpose::Emergency, 31), 31),
+            one(
+                &mut l,
+                &mut co,
+                access(p, H2, AccessPurpose::Emergency, 31),
+                31
+            ),
             TxOutcome::Single(Receipt::AcceptedBreakGlass)
         );
         // Grant, read, revoke, read again.
-        let grant = Tx::ConsentGrant { patient: PatientId(p), grantee: H2, scope: ConsentScope::READ_RECORDS, expires_at_ms: 1_000 };
+        let grant = Tx::ConsentGrant {
+            patient: PatientId(p),
+            grantee: H2,
+            scope: ConsentScope::READ_RECORDS,
+            expires_at_ms: 1_000,
+        };
         let g = one(&mut l, &mut co, grant, 40);
-        assert!(matches!(g, TxOutcome::Committed | TxOutcome::Single(Receipt::Accepted)), "{g:?}");
-        assert_eq!(one(&mut l, &mut co, access(p, H2, AccessPurpose::Treatment, 50), 50), TxOutcome::Single(Receipt::Accepted));
+        assert!(
+            matches!(
+                g,
+                TxOutcome::Committed | TxOutcome::Single(Receipt::Accepted)
+            ),
+            "{g:?}"
+        );
+        assert_eq!(
+            one(
+                &mut l,
+                &mut co,
+                access(p, H2, AccessPurpose::Treatment, 50),
+                50
+            ),
+            TxOutcome::Single(Receipt::Accepted)
+        );
         // Expiry honoured.
         assert_eq!(
-            one(&mut l, &mut co, access(p, H2, AccessPurpose::Treatment, 1_000), 1_000),
+            one(
+                &mut l,
+                &mut co,
+                access(p, H2, AccessPurpose::Treatment, 1_000),
+                1_000
+            ),
             TxOutcome::Single(Receipt::Rejected(RejectReason::ConsentExpired))
         );
-        let revoke = Tx::ConsentRevoke { patient: PatientId(p), grantee: H2 };
+        let revoke = Tx::ConsentRevoke {
+            patient: PatientId(p),
+            grantee: H2,
+        };
         let r = one(&mut l, &mut co, revoke.clone(), 60);
-        assert!(matches!(r, TxOutcome::Committed | TxOutcome::Single(Receipt::Accepted)));
+        assert!(matches!(
+            r,
+            TxOutcome::Committed | TxOutcome::Single(Receipt::Accepted)
+        ));
         assert_eq!(
-            one(&mut l, &mut co, access(p, H2, AccessPurpose::Treatment, 70), 70),
+            one(
+                &mut l,
+                &mut co,
+                access(p, H2, AccessPurpose::Treatment, 70),
+                70
+            ),
             TxOutcome::Single(Receipt::Rejected(RejectReason::NoConsent))
         );
         // Revoke of a non-existent consent is rejected.
         let r = one(&mut l, &mut co, revoke, 80);
         assert!(matches!(
             r,
-            TxOutcome::Aborted(RejectReason::NoSuchConsent) | TxOutcome::Single(Receipt::Rejected(RejectReason::NoSuchConsent))
+            TxOutcome::Aborted(RejectReason::NoSuchConsent)
+                | TxOutcome::Single(Receipt::Rejected(RejectReason::NoSuchConsent))
         ));
-        assert_eq!(audit(&l, PatientId(p)), 6, "every access attempt is audited");
+        assert_eq!(
+            audit(&l, PatientId(p)),
+            6,
+            "every access attempt is audited"
+        );
         // Non-custodian replace without consent rejected.
-        assert_eq!(one(&mut l, &mut co, write(p, H2), 90), TxOutcome::Single(Receipt::Rejected(RejectReason::NotCustodian)));
+        assert_eq!(
+            one(&mut l, &mut co, write(p, H2), 90),
+            TxOutcome::Single(Receipt::Rejected(RejectReason::NotCustodian))
+        );
         for s in &l.shards {
             s.check_invariants();
         }
@@ -117,31 +199,89 @@ fn claims_lifecycle_and_rules() {
     let rej = |r| TxOutcome::Single(Receipt::Rejected(r));
     let ok = TxOutcome::Single(Receipt::Accepted);
     assert_eq!(one(&mut l, &mut co, sub(1, 2, INS, 1, 1, 20_000), 1), ok);
-    assert_eq!(one(&mut l, &mut co, sub(1, 2, INS, 1, 2, 20_000), 1), rej(RejectReason::DuplicateClaimId));
-    assert_eq!(one(&mut l, &mut co, sub(2, 2, INS, 1, 1, 20_000), 1), rej(RejectReason::DuplicateClaim));
-    assert_eq!(one(&mut l, &mut co, sub(3, 2, INS2, 1, 3, 20_000), 1), rej(RejectReason::NotCovered));
-    assert_eq!(one(&mut l, &mut co, sub(4, 2, INS, 2, 3, 60_000), 1), rej(RejectReason::OverClaimLimit));
-    assert_eq!(one(&mut l, &mut co, sub(5, 2, INS, 1, 4, 30_001), 1), rej(RejectReason::FraudSuspected));
-    assert_eq!(one(&mut l, &mut co, sub(6, 100, INS, 1, 4, 1), 1), rej(RejectReason::NotCovered));
+    assert_eq!(
+        one(&mut l, &mut co, sub(1, 2, INS, 1, 2, 20_000), 1),
+        rej(RejectReason::DuplicateClaimId)
+    );
+    assert_eq!(
+        one(&mut l, &mut co, sub(2, 2, INS, 1, 1, 20_000), 1),
+        rej(RejectReason::DuplicateClaim)
+    );
+    assert_eq!(
+        one(&mut l, &mut co, sub(3, 2, INS2, 1, 3, 20_000), 1),
+        rej(RejectReason::NotCovered)
+    );
+    assert_eq!(
+        one(&mut l, &mut co, sub(4, 2, INS, 2, 3, 60_000), 1),
+        rej(RejectReason::OverClaimLimit)
+    );
+    assert_eq!(
+        one(&mut l, &mut co, sub(5, 2, INS, 1, 4, 30_001), 1),
+        rej(RejectReason::FraudSuspected)
+    );
+    assert_eq!(
+        one(&mut l, &mut co, sub(6, 100, INS, 1, 4, 1), 1),
+        rej(RejectReason::NotCovered)
+    );
     // Daily-count fraud rule: 4 claims allowed per (provider, patient, day), the 5th flagged.
     for c in 0..4 {
-        assert_eq!(one(&mut l, &mut co, sub(10 + c, 4, INS, 100 + c as u32, 9, 100), 1), ok);
+        assert_eq!(
+            one(
+                &mut l,
+                &mut co,
+                sub(10 + c, 4, INS, 100 + c as u32, 9, 100),
+                1
+            ),
+            ok
+        );
     }
-    assert_eq!(one(&mut l, &mut co, sub(20, 4, INS, 200, 9, 100), 1), rej(RejectReason::FraudSuspected));
+    assert_eq!(
+        one(&mut l, &mut co, sub(20, 4, INS, 200, 9, 100), 1),
+        rej(RejectReason::FraudSuspected)
+    );
     // Adjudication rules.
-    let adj = |payer, amt| Tx::ClaimAdjudicate { claim: ClaimId(1), patient: PatientId(2), payer, approved_cents: amt };
-    assert_eq!(one(&mut l, &mut co, adj(INS2, 100), 2), rej(RejectReason::NotClaimPayer));
-    assert_eq!(one(&mut l, &mut co, adj(INS, 20_001), 2), rej(RejectReason::ApprovedOverBilled));
-    let pay = |amt| Tx::ClaimPay { claim: ClaimId(1), patient: PatientId(2), payer: INS, provider: H1, amount_cents: amt };
-    assert!(matches!(one(&mut l, &mut co, pay(15_000), 3), TxOutcome::Aborted(RejectReason::InvalidClaimState)));
+    let adj = |payer, amt| Tx::ClaimAdjudicate {
+        claim: ClaimId(1),
+        patient: PatientId(2),
+        payer,
+        approved_cents: amt,
+    };
+    assert_eq!(
+        one(&mut l, &mut co, adj(INS2, 100), 2),
+        rej(RejectReason::NotClaimPayer)
+    );
+    assert_eq!(
+        one(&mut l, &mut co, adj(INS, 20_001), 2),
+        rej(RejectReason::ApprovedOverBilled)
+    );
+    let pay = |amt| Tx::ClaimPay {
+        claim: ClaimId(1),
+        patient: PatientId(2),
+        payer: INS,
+        provider: H1,
+        amount_cents: amt,
+    };
+    assert!(matches!(
+        one(&mut l, &mut co, pay(15_000), 3),
+        TxOutcome::Aborted(RejectReason::InvalidClaimState)
+    ));
     assert_eq!(one(&mut l, &mut co, adj(INS, 15_000), 2), ok);
-    assert_eq!(one(&mut l, &mut co, adj(INS, 15_000), 2), rej(RejectReason::InvalidClaimState));
+    assert_eq!(
+        one(&mut l, &mut co, adj(INS, 15_000), 2),
+        rej(RejectReason::InvalidClaimState)
+    );
     let money = l.total_money();
-    assert!(matches!(one(&mut l, &mut co, pay(14_999), 3), TxOutcome::Aborted(RejectReason::AmountMismatch)));
+    assert!(matches!(
+        one(&mut l, &mut co, pay(14_999), 3),
+        TxOutcome::Aborted(RejectReason::AmountMismatch)
+    ));
     let h1_before = balance(&l, H1);
     assert_eq!(one(&mut l, &mut co, pay(15_000), 3), TxOutcome::Committed);
     assert_eq!(balance(&l, H1), h1_before + 15_000);
-    assert!(matches!(one(&mut l, &mut co, pay(15_000), 3), TxOutcome::Aborted(RejectReason::InvalidClaimState)));
+    assert!(matches!(
+        one(&mut l, &mut co, pay(15_000), 3),
+        TxOutcome::Aborted(RejectReason::InvalidClaimState)
+    ));
     assert_eq!(l.total_money(), money);
 }
 
@@ -157,29 +297,137 @@ fn balance(l: &Ledger, o: OrgId) -> u64 {
 fn supply_chain_rules() {
     let mut l = Ledger::new(&genesis(), 2);
     let mut co = Coordinator::new(1);
-    let s = |pkg: u64, actor, event| Tx::Supply { package: PackageId(pkg), actor, event };
+    let s = |pkg: u64, actor, event| Tx::Supply {
+        package: PackageId(pkg),
+        actor,
+        event,
+    };
     let rej = |r| TxOutcome::Single(Receipt::Rejected(r));
     let ok = TxOutcome::Single(Receipt::Accepted);
     for pkg in [1, 2] {
-        assert_eq!(one(&mut l, &mut co, s(pkg, H1, SupplyEventKind::Commission { product: 7 }), 1), ok);
-        assert_eq!(one(&mut l, &mut co, s(pkg, H2, SupplyEventKind::Ship { to: PHARM }), 1), rej(RejectReason::NotHolder));
-        assert_eq!(one(&mut l, &mut co, s(pkg, H1, SupplyEventKind::Ship { to: PHARM }), 1), ok);
-        assert_eq!(one(&mut l, &mut co, s(pkg, H2, SupplyEventKind::Receive), 1), rej(RejectReason::NotAddressee));
-        assert_eq!(one(&mut l, &mut co, s(pkg, PHARM, SupplyEventKind::Receive), 1), ok);
+        assert_eq!(
+            one(
+                &mut l,
+                &mut co,
+                s(pkg, H1, SupplyEventKind::Commission { product: 7 }),
+                1
+            ),
+            ok
+        );
+        assert_eq!(
+            one(
+                &mut l,
+                &mut co,
+                s(pkg, H2, SupplyEventKind::Ship { to: PHARM }),
+                1
+            ),
+            rej(RejectReason::NotHolder)
+        );
+        assert_eq!(
+            one(
+                &mut l,
+                &mut co,
+                s(pkg, H1, SupplyEventKind::Ship { to: PHARM }),
+                1
+            ),
+            ok
+        );
+        assert_eq!(
+            one(&mut l, &mut co, s(pkg, H2, SupplyEventKind::Receive), 1),
+            rej(RejectReason::NotAddressee)
+        );
+        assert_eq!(
+            one(&mut l, &mut co, s(pkg, PHARM, SupplyEventKind::Receive), 1),
+            ok
+        );
     }
-    assert_eq!(one(&mut l, &mut co, s(1, H1, SupplyEventKind::Commission { product: 7 }), 1), rej(RejectReason::DuplicatePackage));
-    assert_eq!(one(&mut l, &mut co, s(2, PHARM, SupplyEventKind::TemperatureExcursion { celsius_x10: 99 }), 1), ok);
-    assert_eq!(one(&mut l, &mut co, s(2, PHARM, SupplyEventKind::Dispense { patient: PatientId(1) }), 1), rej(RejectReason::Quarantined));
-    assert_eq!(one(&mut l, &mut co, s(1, PHARM, SupplyEventKind::Dispense { patient: PatientId(1) }), 1), ok);
-    assert_eq!(one(&mut l, &mut co, s(1, PHARM, SupplyEventKind::Dispense { patient: PatientId(1) }), 1), rej(RejectReason::InvalidSupplyTransition));
-    assert_eq!(one(&mut l, &mut co, s(9, PHARM, SupplyEventKind::Receive), 1), rej(RejectReason::UnknownPackage));
+    assert_eq!(
+        one(
+            &mut l,
+            &mut co,
+            s(1, H1, SupplyEventKind::Commission { product: 7 }),
+            1
+        ),
+        rej(RejectReason::DuplicatePackage)
+    );
+    assert_eq!(
+        one(
+            &mut l,
+            &mut co,
+            s(
+                2,
+                PHARM,
+                SupplyEventKind::TemperatureExcursion { celsius_x10: 99 }
+            ),
+            1
+        ),
+        ok
+    );
+    assert_eq!(
+        one(
+            &mut l,
+            &mut co,
+            s(
+                2,
+                PHARM,
+                SupplyEventKind::Dispense {
+                    patient: PatientId(1)
+                }
+            ),
+            1
+        ),
+        rej(RejectReason::Quarantined)
+    );
+    assert_eq!(
+        one(
+            &mut l,
+            &mut co,
+            s(
+                1,
+                PHARM,
+                SupplyEventKind::Dispense {
+                    patient: PatientId(1)
+                }
+            ),
+            1
+        ),
+        ok
+    );
+    assert_eq!(
+        one(
+            &mut l,
+            &mut co,
+            s(
+                1,
+                PHARM,
+                SupplyEventKind::Dispense {
+                    patient: PatientId(1)
+                }
+            ),
+            1
+        ),
+        rej(RejectReason::InvalidSupplyTransition)
+    );
+    assert_eq!(
+        one(&mut l, &mut co, s(9, PHARM, SupplyEventKind::Receive), 1),
+        rej(RejectReason::UnknownPackage)
+    );
 }
 
 #[test]
 fn commit_or_abort_of_unknown_xid_is_a_clean_rejection() {
     let mut l = Ledger::new(&genesis(), 2);
-    let r = l.shards[0].apply_block(vec![ShardOp::Commit { xid: XId(77) }, ShardOp::Abort { xid: XId(78) }], 5);
-    assert_eq!(r.receipts, vec![Receipt::Rejected(RejectReason::UnknownXId); 2]);
+    let r = l.shards[0].apply_block(
+        vec![
+            ShardOp::Commit { xid: XId(77) },
+            ShardOp::Abort { xid: XId(78) },
+        ],
+        5,
+    );
+    assert_eq!(
+        r.receipts,
+        vec![Receipt::Rejected(RejectReason::UnknownXId); 2]
+    );
 }
 
 #[test]
@@ -188,27 +436,69 @@ fn no_wait_locking() {
     let n = 8u32;
     let mut l = Ledger::new(&g, n);
     // Find a cross-shard payment.
-    let tx = Tx::Payment { from: INS, to: H1, amount_cents: 10 };
+    let tx = Tx::Payment {
+        from: INS,
+        to: H1,
+        amount_cents: 10,
+    };
     let set = shards_of(&tx, n);
     if !set.is_cross_shard() {
         return;
     }
     let from_shard = ledger_core::routing::org_shard(INS, n).0 as usize;
-    let a = l.shards[from_shard].apply_block(vec![ShardOp::Prepare { xid: XId(1), tx: tx.clone() }], 1);
+    let a = l.shards[from_shard].apply_block(
+        vec![ShardOp::Prepare {
+            xid: XId(1),
+            tx: tx.clone(),
+        }],
+        1,
+    );
     assert_eq!(a.receipts[0], Receipt::Vote(Vote::Yes));
     let b = l.shards[from_shard].apply_block(
-        vec![ShardOp::Prepare { xid: XId(2), tx: tx.clone() }, ShardOp::Prepare { xid: XId(1), tx: tx.clone() }],
+        vec![
+            ShardOp::Prepare {
+                xid: XId(2),
+                tx: tx.clone(),
+            },
+            ShardOp::Prepare {
+                xid: XId(1),
+                tx: tx.clone(),
+            },
+        ],
         2,
     );
-    assert_eq!(b.receipts, vec![Receipt::Vote(Vote::No(RejectReason::KeyLocked)), Receipt::Vote(Vote::No(RejectReason::DuplicateXId))]);
-    let c = l.shards[from_shard].apply_block(vec![ShardOp::Abort { xid: XId(1) }, ShardOp::Prepare { xid: XId(2), tx }], 3);
+    assert_eq!(
+        b.receipts,
+        vec![
+            Receipt::Vote(Vote::No(RejectReason::KeyLocked)),
+            Receipt::Vote(Vote::No(RejectReason::DuplicateXId))
+        ]
+    );
+    let c = l.shards[from_shard].apply_block(
+        vec![
+            ShardOp::Abort { xid: XId(1) },
+            ShardOp::Prepare { xid: XId(2), tx },
+        ],
+        3,
+    );
     assert_eq!(c.receipts, vec![Receipt::Aborted, Receipt::Vote(Vote::Yes)]);
 }
 
 fn arb_money_tx() -> impl Strategy<Value = Tx> {
-    let org = prop_oneof![Just(H1), Just(H2), Just(H3), Just(PHARM), Just(INS), Just(INS2)];
+    let org = prop_oneof![
+        Just(H1),
+        Just(H2),
+        Just(H3),
+        Just(PHARM),
+        Just(INS),
+        Just(INS2)
+    ];
     prop_oneof![
-        (org.clone(), org.clone(), 0u64..8_000).prop_map(|(f, t, a)| Tx::Payment { from: f, to: t, amount_cents: a }),
+        (org.clone(), org.clone(), 0u64..8_000).prop_map(|(f, t, a)| Tx::Payment {
+            from: f,
+            to: t,
+            amount_cents: a
+        }),
         (0u64..16, 0u64..30_000).prop_map(|(p, a)| Tx::ClaimSubmit {
             claim: ClaimId(p),
             patient: PatientId(p),
@@ -237,7 +527,10 @@ fn arb_money_tx() -> impl Strategy<Value = Tx> {
             scope: ConsentScope::ALL,
             expires_at_ms: 100
         }),
-        (0u64..16, org).prop_map(|(p, g)| Tx::ConsentRevoke { patient: PatientId(p), grantee: g }),
+        (0u64..16, org).prop_map(|(p, g)| Tx::ConsentRevoke {
+            patient: PatientId(p),
+            grantee: g
+        }),
     ]
 }
 
@@ -354,7 +647,10 @@ fn routing_is_stable_and_in_range() {
     }
     // Jump hash moves about 1/(n+1) keys when growing.
     let moved = (0..10_000u64)
-        .filter(|&p| ledger_core::routing::patient_shard(PatientId(p), 4) != ledger_core::routing::patient_shard(PatientId(p), 5))
+        .filter(|&p| {
+            ledger_core::routing::patient_shard(PatientId(p), 4)
+                != ledger_core::routing::patient_shard(PatientId(p), 5)
+        })
         .count();
     assert!((1500..2500).contains(&moved), "moved {moved}");
 }

@@ -5,7 +5,9 @@ use ledger_core::types::Hash32;
 use proptest::prelude::*;
 
 fn leaves(n: usize, salt: u8) -> Vec<Hash32> {
-    (0..n).map(|i| *blake3::hash(&[(i as u64).to_le_bytes().as_slice(), &[salt]].concat()).as_bytes()).collect()
+    (0..n)
+        .map(|i| *blake3::hash(&[(i as u64).to_le_bytes().as_slice(), &[salt]].concat()).as_bytes())
+        .collect()
 }
 
 #[test]
@@ -17,10 +19,16 @@ fn every_index_proves_and_wrong_ones_fail() {
             let p = prove(&l, i).unwrap();
             assert!(p.verify(&r, &l[i], i), "n={n} i={i}");
             let wrong_leaf = leaves(1, 9)[0];
-            assert!(!p.verify(&r, &wrong_leaf, i), "wrong leaf accepted n={n} i={i}");
+            assert!(
+                !p.verify(&r, &wrong_leaf, i),
+                "wrong leaf accepted n={n} i={i}"
+            );
             if n > 1 {
                 let j = (i + 1) % n;
-                assert!(!p.verify(&r, &l[i], j) || l[i] == l[j], "wrong index accepted n={n} i={i}");
+                assert!(
+                    !p.verify(&r, &l[i], j) || l[i] == l[j],
+                    "wrong index accepted n={n} i={i}"
+                );
             }
             assert!(!p.verify(&r, &l[i], n + i), "index past the end accepted");
             let other_root = root(&l[..n - 1]);

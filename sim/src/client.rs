@@ -1,15 +1,21 @@
-//! The client layer: the workload's transaction stream, routing to shards, and
-//! the operation arena that protocols see through [`crate::protocol::TxRef`].
+//! The client layer: the workload's transaction stream, routing to shards,
+//! client-led two-phase commit for cross-shard transactions, and the operation
+//! arena that protocols see through [`crate::protocol::TxRef`].
 //!
-//! Each generated transaction becomes one *client transaction*; each client
-//! transaction has one or more *operations* (one per shard it touches). Today a
-//! cross-shard transaction is counted as cross-shard and ordered on its first
-//! shard as a single operation; the arena already records the owning client
-//! transaction per operation so that a two-phase commit (prepare on each shard,
-//! then commit/abort) can add operations without changing protocols.
+//! Each generated transaction becomes one *client transaction* ([`ClientTx`]);
+//! each client transaction has one or more *operations* ([`Op`]), each ordered by
+//! one shard's consensus:
+//! - a single-shard transaction is one `ShardOp::Tx` on its shard;
+//! - a cross-shard transaction (`ledger_core::shards_of` returns more than one
+//!   shard) is one `ShardOp::Prepare` per involved shard; when every prepare has
+//!   been executed the client decides — commit if every shard voted yes, abort
+//!   otherwise — and submits a `ShardOp::Commit` to every shard (or a
+//!   `ShardOp::Abort` to every shard that voted yes). The transaction is final
+//!   when every decision operation has been executed. The client sits with the
+//!   gateway, so the decision is submitted when the last vote is executed.
 
-use ledger_core::types::{OrgId, PatientId, RecordId, ResourceKind, Tx};
-use simrand::Stream;
+use ledger_core::{ShardOp, XId};
+use workloads::WorkloadKind;
 
 /// Outcome of a client transaction.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -25,18 +31,45 @@ pub enum TxStatus {
 }
 
 /// One operation in the arena (what a [`crate::protocol::TxRef`] points at).
+#[derive(Clone, Debug)]
 pub struct Op {
-    /// The ledger transaction.
-    pub tx: Tx,
+    /// The ledger operation.
+    pub op: ShardOp,
     /// The client transaction this operation belongs to.
     pub client_tx: u32,
     /// The shard that orders it.
     pub shard: u32,
-    /// Bytes on the wire.
+    /// Bytes on the wire (encoded operation plus any payload).
     pub size_bytes: u32,
+    /// Executed already (a second ordering is ignored).
+    pub executed: bool,
+}
+
+/// Phase of a cross-shard transaction.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Single-shard transaction.
+    Single,
+    /// Waiting for prepare votes: (votes in, of which yes).
+    Preparing {
+        /// Votes executed so far.
+        votes: u8,
+        /// Yes votes so far (bit per involved shard index).
+        yes_mask: u8,
+    },
+    /// Decision submitted; waiting for `remaining` decision operations.
+    Deciding {
+        /// Whether the decision is commit.
+        commit: bool,
+        /// Decision operations not yet executed.
+        remaining: u8,
+    },
+    /// Final.
+    Done,
 }
 
 /// One client transaction.
+#[derive(Clone, Debug)]
 pub struct ClientTx {
     /// Submission time.
     pub submit_ns: u64,
@@ -46,116 +79,42 @@ pub struct ClientTx {
     pub done_ns: Option<u64>,
     /// Outcome.
     pub status: TxStatus,
-    /// Touches more than one shard.
-    pub cross_shard: bool,
-    /// The workload's transaction kind label.
-    pub kind: &'static str,
+    /// The workload's transaction kind.
+    pub kind: WorkloadKind,
     /// The submitting client.
     pub client: u32,
-}
-
-/// A request from the workload generator.
-pub struct TxRequest {
-    /// Submission time, ns.
-    pub at_ns: u64,
-    /// Client id.
-    pub client: u32,
-    /// Transaction kind label.
-    pub kind: &'static str,
-    /// The transaction.
-    pub tx: Tx,
-    /// Off-chain payload bytes carried on the wire.
+    /// Involved shards (first `n_shards` entries).
+    pub shards: [u32; ledger_core::routing::MAX_SHARDS_PER_TX],
+    /// Number of involved shards.
+    pub n_shards: u8,
+    /// Two-phase-commit progress.
+    pub phase: Phase,
+    /// Off-chain payload bytes carried with the transaction.
     pub payload_bytes: u64,
 }
 
-/// Stand-in workload generator used until the `workloads` crate is wired in:
-/// Poisson arrivals at `offered_tps` of 900-byte EHR record writes (the FHIR
-/// Observation size in WORKLOADS.md) for uniformly drawn patients, from stream
-/// `client`.
-pub struct StandInGenerator {
-    rng: Stream,
-    mean_gap_ns: f64,
-    t_ns: f64,
-    end_ns: u64,
-    next_record: u64,
-    clients: u32,
-}
-
-/// Patients in the stand-in workload.
-const STANDIN_PATIENTS: u64 = 100_000;
-
-impl StandInGenerator {
-    /// A generator for `offered_tps` up to `end_ns`, seeded from `seed`.
-    pub fn new(offered_tps: f64, end_ns: u64, seed: u64, clients: u32) -> Self {
-        StandInGenerator {
-            rng: Stream::new(seed, "client"),
-            mean_gap_ns: if offered_tps > 0.0 { 1e9 / offered_tps } else { f64::INFINITY },
-            t_ns: 0.0,
-            end_ns,
-            next_record: 0,
-            clients: clients.max(1),
-        }
+impl ClientTx {
+    /// Whether the transaction touches more than one shard.
+    pub fn cross_shard(&self) -> bool {
+        self.n_shards > 1
     }
 
-    /// The next request, or `None` past the end of the run.
-    pub fn next_request(&mut self) -> Option<TxRequest> {
-        if !self.mean_gap_ns.is_finite() {
-            return None;
-        }
-        self.t_ns += self.rng.exponential(self.mean_gap_ns);
-        let at_ns = self.t_ns as u64;
-        if at_ns >= self.end_ns {
-            return None;
-        }
-        let patient = PatientId(self.rng.below(STANDIN_PATIENTS));
-        let client = self.rng.below(u64::from(self.clients)) as u32;
-        self.next_record += 1;
-        let tx = Tx::RecordWrite {
-            record: RecordId(self.next_record),
-            patient,
-            author: OrgId(u64::from(client)),
-            resource: ResourceKind::Observation,
-            doc_hash: [0; 32],
-            size_bytes: 900,
-        };
-        Some(TxRequest {
-            at_ns,
-            client,
-            kind: "record_write",
-            tx,
-            payload_bytes: 0,
-        })
+    /// The involved shards.
+    pub fn shard_list(&self) -> &[u32] {
+        &self.shards[..self.n_shards as usize]
     }
 }
 
-/// Encoded size of a transaction on the wire (stand-in until ledger-core's
-/// `Tx::encoded_len` lands: a 64-byte signature plus a 96-byte body).
-pub fn encoded_len(_tx: &Tx) -> u64 {
-    160
+/// Encoded size of an operation on the wire: its canonical encoding plus a
+/// 64-byte client signature.
+pub fn op_size_bytes(op: &ShardOp) -> u64 {
+    op.encoded_len() as u64 + CLIENT_SIGNATURE_BYTES
 }
 
-/// The shards a transaction touches (stand-in until `ledger_core::routing::shards_of`):
-/// the patient's home shard; payments touch the payer's and payee's shards.
-pub fn shards_of(tx: &Tx, shards: u32) -> Vec<u32> {
-    let s = u64::from(shards.max(1));
-    let key = |x: u64| (x % s) as u32;
-    match tx {
-        Tx::RecordWrite { patient, .. }
-        | Tx::RecordAccess { patient, .. }
-        | Tx::ConsentGrant { patient, .. }
-        | Tx::ConsentRevoke { patient, .. }
-        | Tx::ImagingAnchor { patient, .. }
-        | Tx::ClaimSubmit { patient, .. }
-        | Tx::ClaimAdjudicate { patient, .. }
-        | Tx::ClaimPay { patient, .. } => vec![key(patient.0)],
-        Tx::Payment { from, to, .. } => {
-            let (a, b) = (key(from.0), key(to.0));
-            if a == b {
-                vec![a]
-            } else {
-                vec![a, b]
-            }
-        }
-        Tx::Supply { package, .. } => vec![key(package.0)],
-    }
+/// Bytes of the client's signature carried with every operation (ed25519).
+pub const CLIENT_SIGNATURE_BYTES: u64 = 64;
+
+/// The cross-shard transaction id of client transaction `i`.
+pub fn xid_of(client_tx: u32) -> XId {
+    XId(u64::from(client_tx))
 }

@@ -11,6 +11,9 @@
 //! sequence number of its current occupant, so a recycled slot is never confused
 //! with the cancelled event).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 
 /// Virtual time in nanoseconds since the start of the run.
 pub type TimeNs = u64;
@@ -49,114 +52,21 @@ fn unpack(key: u128) -> (TimeNs, u64, u32) {
     ((key >> 64) as u64, low >> SLOT_BITS, (low & ((1 << SLOT_BITS) - 1)) as u32)
 }
 
-/// A radix heap over packed `u128` keys (Ahuja, Mehlhorn, Orlin & Tarjan 1990).
-///
-/// It relies on the kernel being monotone: no key smaller than the last one
-/// popped is ever pushed (events are never scheduled in the past, and sequence
-/// numbers only grow). Bucket `b` holds keys whose highest bit differing from the
-/// last popped key is bit `b - 1`; bucket 0 holds the last popped key itself. A
-/// push is O(1); a pop that finds bucket 0 empty takes the lowest non-empty
-/// bucket, finds its minimum and redistributes the bucket into lower ones, so each
-/// key moves O(log range) times in the worst case and a few times in practice.
-/// Bucket vectors keep their capacity, so steady state does not allocate.
-struct RadixHeap {
-    last: u128,
-    len: usize,
-    /// Bit `b` set iff bucket `b` is non-empty.
-    nonempty: [u64; 3],
-    buckets: Vec<Vec<u128>>,
-}
+/// A min-heap of packed keys (std's binary heap over `Reverse<u128>`: one
+/// integer comparison per step; measured faster here than a 4-ary heap and a
+/// radix heap at 10k pending events).
+#[derive(Default)]
+struct MinHeap(BinaryHeap<Reverse<u128>>);
 
-impl Default for RadixHeap {
-    fn default() -> Self {
-        RadixHeap {
-            last: 0,
-            len: 0,
-            nonempty: [0; 3],
-            buckets: (0..129).map(|_| Vec::new()).collect(),
-        }
-    }
-}
-
-impl RadixHeap {
-    #[inline]
-    fn bucket_of(&self, key: u128) -> usize {
-        (128 - (key ^ self.last).leading_zeros()) as usize
-    }
-
-    #[inline]
-    fn put(&mut self, key: u128) {
-        let b = self.bucket_of(key);
-        self.buckets[b].push(key);
-        self.nonempty[b >> 6] |= 1 << (b & 63);
-    }
-
+impl MinHeap {
     #[inline]
     fn push(&mut self, key: u128) {
-        assert!(key >= self.last, "radix heap: key below the last popped key (event in the past)");
-        self.put(key);
-        self.len += 1;
-    }
-
-    /// Make sure bucket 0 holds the minimum; returns false if empty.
-    #[inline]
-    fn lowest_bucket(&self) -> usize {
-        if self.nonempty[0] != 0 {
-            self.nonempty[0].trailing_zeros() as usize
-        } else if self.nonempty[1] != 0 {
-            64 + self.nonempty[1].trailing_zeros() as usize
-        } else {
-            128 + self.nonempty[2].trailing_zeros() as usize
-        }
-    }
-
-    #[inline]
-    fn settle(&mut self) -> bool {
-        if self.nonempty[0] & 1 != 0 {
-            return true;
-        }
-        if self.len == 0 {
-            return false;
-        }
-        let b = self.lowest_bucket();
-        let mut keys = std::mem::take(&mut self.buckets[b]);
-        self.nonempty[b >> 6] &= !(1 << (b & 63));
-        let mut min = u128::MAX;
-        for &k in &keys {
-            min = min.min(k);
-        }
-        self.last = min;
-        for k in keys.drain(..) {
-            self.put(k);
-        }
-        self.buckets[b] = keys;
-        true
-    }
-
-    /// The minimum key, without moving `last` (so pushes at the current time stay legal).
-    fn peek(&self) -> Option<u128> {
-        if self.len == 0 {
-            return None;
-        }
-        self.buckets[self.lowest_bucket()].iter().copied().min()
+        self.0.push(Reverse(key));
     }
 
     #[inline]
     fn pop(&mut self) -> Option<u128> {
-        if !self.settle() {
-            return None;
-        }
-        let k = self.buckets[0].pop();
-        if self.buckets[0].is_empty() {
-            self.nonempty[0] &= !1;
-        }
-        self.len -= 1;
-        if self.len == 0 {
-            // Any floor below all future keys is valid; reset so a queue drained by
-            // skipping cancelled keys accepts events at the current time again.
-            self.last = 0;
-        }
-        k
+        self.0.pop().map(|Reverse(k)| k)
     }
 }
 
@@ -168,7 +78,7 @@ struct Slot<E> {
 
 /// A deterministic event queue over payloads of type `E`.
 pub struct EventQueue<E> {
-    heap: RadixHeap,
+    heap: MinHeap,
     slots: Vec<Slot<E>>,
     free: Vec<u32>,
     next_seq: u64,
@@ -220,7 +130,7 @@ impl<E> EventQueue<E> {
     /// An empty queue at time 0 holding at most `max_pending` events at once.
     pub fn with_limit(max_pending: usize) -> Self {
         EventQueue {
-            heap: RadixHeap::default(),
+            heap: MinHeap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             next_seq: 0,

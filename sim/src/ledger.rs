@@ -1,39 +1,60 @@
-//! Block execution: each committed block is executed once per shard (not per
-//! replica; the per-replica cost is the CPU model's job).
-//!
-//! Stand-in until ledger-core's `ShardLedger::apply_block` lands: every
-//! operation is accepted and a per-shard height check guards the order.
+//! Block execution in ledger-core: each committed block is executed once per
+//! shard (not per replica; the per-replica cost is the CPU model's job).
 
-use ledger_core::types::Tx;
+use ledger_core::genesis::GenesisIndex;
+use ledger_core::types::{OrgKind, ShardId};
+use ledger_core::{AppliedBlock, Genesis, GenesisBuilder, ShardLedger, ShardOp};
+use workloads::Consortium;
 
-/// Executes committed blocks, one ledger per shard.
+/// One [`ShardLedger`] per shard, at the consortium's genesis.
 pub struct Executor {
-    next_height: Vec<u64>,
+    shards: Vec<ShardLedger>,
+    genesis_money: u128,
+}
+
+/// The ledger genesis of a consortium: every organisation with its opening
+/// balance (insurers with their per-claim limit) and the patients' coverage.
+pub fn genesis_of(consortium: &Consortium) -> Result<Genesis, String> {
+    let spec = consortium.spec();
+    let mut b = GenesisBuilder::new();
+    for o in &spec.orgs {
+        b = match o.kind {
+            OrgKind::Insurer => b.insurer(o.id, o.opening_balance_cents, o.claim_limit_cents.unwrap_or(0)),
+            k => b.org(o.id, k, o.opening_balance_cents),
+        };
+    }
+    for &(p, payer) in &spec.coverage {
+        b = b.cover(p, payer);
+    }
+    b.build().map_err(|e| format!("consortium genesis: {e}"))
 }
 
 impl Executor {
-    /// One ledger per shard.
-    pub fn new(shards: u32) -> Self {
+    /// Ledgers for `shards` shards at `genesis`.
+    pub fn new(genesis: &Genesis, shards: u32) -> Self {
+        let index = GenesisIndex::new(genesis);
         Executor {
-            next_height: vec![1; shards as usize],
+            shards: (0..shards)
+                .map(|s| ShardLedger::new(index.clone(), ShardId(s), shards, None))
+                .collect(),
+            genesis_money: genesis.total_money(),
         }
     }
 
-    /// Execute the operations of block `height` of `shard` at `timestamp_ms`;
-    /// returns per operation whether it was accepted (`false` = rejected by a rule).
-    pub fn apply<'a>(
-        &mut self,
-        shard: u32,
-        height: u64,
-        ops: impl Iterator<Item = &'a Tx>,
-        timestamp_ms: u64,
-    ) -> Result<Vec<bool>, String> {
-        let _ = timestamp_ms;
-        let next = &mut self.next_height[shard as usize];
-        if height != *next {
-            return Err(format!("block at height {height} executed, expected {next}"));
-        }
-        *next += 1;
-        Ok(ops.map(|_| true).collect())
+    /// Execute a block of `ops` on `shard` at `timestamp_ms`.
+    pub fn apply(&mut self, shard: u32, ops: Vec<ShardOp>, timestamp_ms: u64) -> AppliedBlock {
+        self.shards[shard as usize].apply_block(ops, timestamp_ms)
+    }
+
+    /// Current height of `shard`'s ledger.
+    pub fn height(&self, shard: u32) -> u64 {
+        self.shards[shard as usize].tip().height
+    }
+
+    /// Money conservation: balances plus money in flight between shards equal the
+    /// genesis supply. Returns `(now, genesis)` when they differ.
+    pub fn money_mismatch(&self) -> Option<(i128, u128)> {
+        let total: i128 = self.shards.iter().map(ShardLedger::money).sum();
+        (total != self.genesis_money as i128).then_some((total, self.genesis_money))
     }
 }

@@ -3,14 +3,18 @@
 //! overrides.
 //!
 //! A message of `size` bytes sent by `a` to `b` at time `t`:
-//! 1. queues on `a`'s uplink: it starts transmitting at `max(t, uplink free)` and
-//!    takes `size * 8 / upload_mbps` (serialisation delay);
+//! 1. queues on `a`'s uplink: it starts transmitting at `s = max(t, uplink free)`
+//!    and the last byte leaves at `s + size * 8 / upload_mbps` (serialisation delay);
 //! 2. is dropped if a partition separates `a` from `b` or the link's loss draw says so
 //!    (it still used `a`'s uplink: the sender cannot know);
-//! 3. propagates for the one-way latency between the nodes' regions plus jitter
-//!    (plus any latency fault);
-//! 4. queues on `b`'s downlink in arrival order and takes `size * 8 / download_mbps`.
+//! 3. propagates for the one-way latency `L` between the nodes' regions plus jitter
+//!    (plus any latency fault): the first byte reaches `b` at `s + L`;
+//! 4. queues on `b`'s downlink in order of first-byte arrival: reception starts at
+//!    `r = max(s + L, downlink free)` and ends at
+//!    `max(r + size * 8 / download_mbps, last byte sent + L)`.
 //!
+//! The transfer is pipelined (cut-through): on idle links a message takes
+//! `L + size * 8 / min(upload, download)`, not the sum of both serialisations.
 //! A 200 MB imaging blob therefore occupies a 100 Mbps link for 16 s and every
 //! message behind it on the same uplink or downlink waits.
 
@@ -219,7 +223,13 @@ fn ns_per_byte(mbps: f64) -> f64 {
 
 impl Topology {
     /// Resolve `cfg` for `n_nodes` nodes. Errors are messages naming the field.
-    pub fn new(cfg: &NetworkConfig, n_nodes: usize) -> Result<Topology, String> {
+    ///
+    /// Placement: node `g` is operated by organisation `g % org_regions.len()`.
+    /// Unless `network.placement` is given, a node sits in its organisation's region
+    /// when that names a network region (exactly, or as a prefix: an organisation
+    /// in `us-east-1` sits in `us-east`); otherwise nodes are spread round-robin over
+    /// the network regions. `[[network.nodes]]` overrides single nodes.
+    pub fn new(cfg: &NetworkConfig, n_nodes: usize, org_regions: &[String]) -> Result<Topology, String> {
         let r = cfg.regions.len();
         if r == 0 || r > u16::MAX as usize {
             return Err("network.regions: need at least one region".into());
@@ -262,7 +272,26 @@ impl Topology {
         };
         let up = check_bw(cfg.upload_mbps, "network.upload_mbps")?;
         let down = check_bw(cfg.download_mbps, "network.download_mbps")?;
-        let mut node_region: Vec<u16> = (0..n_nodes).map(|i| placement[i % placement.len()]).collect();
+        let org_region: Vec<Option<u16>> = org_regions
+            .iter()
+            .map(|o| {
+                cfg.regions
+                    .iter()
+                    .position(|r| r == o)
+                    .or_else(|| cfg.regions.iter().position(|r| o.starts_with(r.as_str())))
+                    .map(|i| i as u16)
+            })
+            .collect();
+        let use_orgs = cfg.placement.is_empty() && !org_region.is_empty() && org_region.iter().all(Option::is_some);
+        let mut node_region: Vec<u16> = (0..n_nodes)
+            .map(|i| {
+                if use_orgs {
+                    org_region[i % org_region.len()].unwrap_or(0)
+                } else {
+                    placement[i % placement.len()]
+                }
+            })
+            .collect();
         let mut up_ns_per_byte = vec![ns_per_byte(up); n_nodes];
         let mut down_ns_per_byte = vec![ns_per_byte(down); n_nodes];
         for o in &cfg.nodes {
@@ -479,11 +508,18 @@ impl Network {
         })
     }
 
-    /// Send `bytes` from `a` to `b` leaving at `depart`: returns the time the last
-    /// byte reaches `b`'s network interface (before its downlink), or why it was dropped.
-    /// Counts the message for `kind`.
+    /// Send `bytes` from `a` to `b` leaving at `depart`: returns the times the
+    /// first and the last byte reach `b`'s network interface (before its downlink),
+    /// or why it was dropped. Counts the message for `kind`.
     #[inline]
-    pub fn send(&mut self, a: NodeId, b: NodeId, depart: TimeNs, bytes: u64, kind: &'static str) -> Result<TimeNs, Drop> {
+    pub fn send(
+        &mut self,
+        a: NodeId,
+        b: NodeId,
+        depart: TimeNs,
+        bytes: u64,
+        kind: &'static str,
+    ) -> Result<(TimeNs, TimeNs), Drop> {
         let (ai, _) = (a as usize, b as usize);
         self.stats.sent_msgs[ai] += 1;
         self.stats.sent_bytes[ai] += bytes;
@@ -521,16 +557,18 @@ impl Network {
             self.stats.dropped_loss += 1;
             return Err(Drop::Loss);
         }
-        Ok(on_wire + latency + self.jitter.sample_ns(&mut self.jitter_rng))
+        let delay = latency + self.jitter.sample_ns(&mut self.jitter_rng);
+        Ok((start + delay, on_wire + delay))
     }
 
-    /// A message of `bytes` reached `b`'s interface at `t`: queue it on the downlink
-    /// and return the time it is fully received.
+    /// The first byte of a message of `bytes` reached `b`'s interface at `t` and
+    /// its last byte arrives at `last_byte_ns`: queue it on the downlink and return
+    /// the time it is fully received.
     #[inline]
-    pub fn receive(&mut self, b: NodeId, t: TimeNs, bytes: u64) -> TimeNs {
+    pub fn receive(&mut self, b: NodeId, t: TimeNs, last_byte_ns: TimeNs, bytes: u64) -> TimeNs {
         let bi = b as usize;
         let start = t.max(self.down_free[bi]);
-        let done = start + self.topo.downlink_ns(b, bytes);
+        let done = (start + self.topo.downlink_ns(b, bytes)).max(last_byte_ns);
         self.down_free[bi] = done;
         self.stats.recv_msgs[bi] += 1;
         self.stats.recv_bytes[bi] += bytes;

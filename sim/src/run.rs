@@ -350,9 +350,9 @@ impl RunResult {
             };
             out.push_str(&format!(
                 "{i},{},{},{},{},{done},{status},{lat}\n",
-                t.kind,
+                t.kind.name(),
                 t.client,
-                u8::from(t.cross_shard),
+                u8::from(t.cross_shard()),
                 t.submit_ns as f64 / 1e6
             ));
         }

@@ -80,10 +80,10 @@ pub struct Scenario {
     pub network: NetworkConfig,
     /// Node CPU model.
     pub node: CpuCosts,
-    /// Workload configuration (the `workloads` crate's `WorkloadConfig`).
-    pub workload: toml::Table,
-    /// Consortium configuration (the `workloads` crate's `Consortium`).
-    pub consortium: toml::Table,
+    /// Workload configuration (`[workload]`, the `workloads` crate's).
+    pub workload: workloads::WorkloadConfig,
+    /// Consortium configuration (`[consortium]`, the `workloads` crate's).
+    pub consortium: workloads::ConsortiumConfig,
     /// Scheduled faults.
     pub faults: Vec<FaultSpec>,
     /// Metrics options.
@@ -108,8 +108,8 @@ impl Default for Scenario {
             protocol: BTreeMap::new(),
             network: NetworkConfig::default(),
             node: CpuCosts::default(),
-            workload: toml::Table::new(),
-            consortium: toml::Table::new(),
+            workload: workloads::WorkloadConfig::default(),
+            consortium: workloads::ConsortiumConfig::default(),
             faults: Vec::new(),
             metrics: MetricsConfig::default(),
         }
@@ -174,11 +174,7 @@ impl Scenario {
         })?;
         toml::from_str::<Scenario>(&text).map_err(|e| {
             let path = e.span().map(|s| path_at(&text, s.start)).unwrap_or_default();
-            ScenarioError::InvalidValue {
-                source_name: source_name.to_string(),
-                path,
-                message: e.message().to_string(),
-            }
+            serde_error(source_name, path, e.message())
         })
     }
 
@@ -194,11 +190,10 @@ impl Scenario {
     pub fn protocol_params<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, ScenarioError> {
         match self.protocol.get(name) {
             None => Ok(T::default()),
-            Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| ScenarioError::InvalidValue {
-                source_name: "scenario".into(),
-                path: format!("protocol.{name}"),
-                message: e.message().to_string(),
-            }),
+            Some(v) => v
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| serde_error(&self.name, format!("protocol.{name}"), e.message())),
         }
     }
 
@@ -270,7 +265,7 @@ impl Scenario {
                 nonneg(&format!("network.links[{i}].latency_ms"), ms)?;
             }
         }
-        Topology::new(&self.network, self.total_nodes() as usize).map_err(|m| bad("network", m))?;
+        Topology::new(&self.network, self.total_nodes() as usize, &[]).map_err(|m| bad("network", m))?;
         let c = &self.node;
         if !c.hash_ns_per_byte.is_finite() || c.hash_ns_per_byte < 0.0 {
             return Err(bad("node.hash_ns_per_byte", "must be finite and >= 0".into()));
@@ -288,6 +283,8 @@ impl Scenario {
         if buckets > 1_000_000.0 {
             return Err(bad("metrics.timeseries_bucket_s", "more than 1,000,000 time-series buckets".into()));
         }
+        self.workload.validate().map_err(|e| bad("workload", e.to_string()))?;
+        self.consortium.validate().map_err(|e| bad("consortium", e.to_string()))?;
         for (i, f) in self.faults.iter().enumerate() {
             f.validate(self.total_nodes() as usize, &self.network.regions, self.duration_s)
                 .map_err(|m| bad(&format!("faults[{i}] ({})", f.kind()), m))?;
@@ -306,6 +303,42 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// Turn a serde message into a [`ScenarioError`]; an `unknown field` message
+/// becomes [`ScenarioError::UnknownField`] with the closest allowed name.
+fn serde_error(source_name: &str, path: String, message: &str) -> ScenarioError {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((field, tail)) = rest.split_once('`') {
+            let allowed: Vec<String> = tail.split('`').skip(1).step_by(2).map(str::to_string).collect();
+            let full = if path.is_empty() || path.ends_with(field) {
+                path.clone()
+            } else {
+                format!("{path}.{field}")
+            };
+            return ScenarioError::UnknownField {
+                source_name: source_name.to_string(),
+                path: if full.is_empty() { field.to_string() } else { full },
+                suggestion: suggest(field, &allowed),
+                allowed,
+            };
+        }
+    }
+    ScenarioError::InvalidValue {
+        source_name: source_name.to_string(),
+        path,
+        message: message.to_string(),
+    }
+}
+
+/// The allowed name closest to `given` (Jaro-Winkler similarity above 0.8).
+fn suggest(given: &str, allowed: &[String]) -> Option<String> {
+    allowed
+        .iter()
+        .map(|a| (strsim::jaro_winkler(a, given), a))
+        .filter(|(s, _)| *s > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, a)| a.clone())
 }
 
 /// Set `key` (dotted) in `tree` to `value` parsed as a TOML value (falling back to a string).
@@ -355,12 +388,7 @@ fn check_unknown(tree: &toml::Table, known: &toml::Table, prefix: &str, source: 
                 let mut allowed: Vec<String> = known.keys().cloned().collect();
                 allowed.extend(OPTIONAL_KEYS.iter().filter(|(p, _)| *p == prefix).map(|(_, k)| k.to_string()));
                 allowed.sort();
-                let suggestion = allowed
-                    .iter()
-                    .map(|a| (strsim::jaro_winkler(a, k), a))
-                    .filter(|(s, _)| *s > 0.8)
-                    .max_by(|a, b| a.0.total_cmp(&b.0))
-                    .map(|(_, a)| a.clone());
+                let suggestion = suggest(k, &allowed);
                 return Err(ScenarioError::UnknownField {
                     source_name: source.to_string(),
                     path,

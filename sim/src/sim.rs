@@ -5,11 +5,11 @@
 //! protocol; the hot loop has no dynamic dispatch and, once warmed up, no
 //! per-event allocation (effect buffers and the event slab are reused).
 
-use crate::client::{self, ClientTx, Op, StandInGenerator, TxRequest, TxStatus};
+use crate::client::{self, ClientTx, Op, Phase, TxStatus};
 use crate::error::SimError;
 use crate::faults::FaultSpec;
 use crate::kernel::{EventQueue, TimeNs, NS_PER_MS, NS_PER_S};
-use crate::ledger::Executor;
+use crate::ledger::{genesis_of, Executor};
 use crate::metrics::Metrics;
 use crate::net::{LinkTarget, Network, Topology};
 use crate::node::ChargeModel;
@@ -23,20 +23,28 @@ use crate::store::BlockStore;
 use rustc_hash::FxHashMap;
 use simrand::Stream;
 use std::collections::{BTreeMap, VecDeque};
+use ledger_core::{Receipt, ShardOp, Vote};
 use std::io::Write;
+use workloads::{Consortium, Generator, TxRequest};
 
 /// Events of the kernel.
 pub(crate) enum Event<M, T> {
     /// A message reaches the receiver's network interface (then its downlink).
-    Wire { from: NodeId, to: NodeId, bytes: u64, msg: M },
+    Wire {
+        from: NodeId,
+        to: NodeId,
+        bytes: u64,
+        last_byte_ns: TimeNs,
+        msg: M,
+    },
     /// A message is fully received by a node.
     Deliver { from: NodeId, to: NodeId, msg: M },
     /// A timer fires.
     Timer { node: NodeId, epoch: u32, id: TimerId, timer: T },
     /// A client transaction is fully received by its gateway.
     ClientTx { node: NodeId, tx: TxRef },
-    /// The next workload request is due.
-    Request,
+    /// A parked workload request is due.
+    Submit { slot: u32 },
     /// A node may start its next queued work item.
     Wake { node: NodeId },
     /// Fault `index` starts (`start`) or ends.
@@ -107,8 +115,10 @@ pub struct Simulation<'o, P: Protocol> {
     timer_ids: TimerIds,
     ops: Vec<Op>,
     txs: Vec<ClientTx>,
-    generator: StandInGenerator,
-    next_request: Option<TxRequest>,
+    generator: Generator,
+    closed_loop: bool,
+    parked: Vec<Option<TxRequest>>,
+    parked_free: Vec<u32>,
     commits: Vec<ShardCommits>,
     executor: Executor,
     metrics: Metrics,
@@ -133,7 +143,19 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         let shards = scenario.shards;
         let nps = scenario.nodes_per_shard;
         let n = (shards * nps) as usize;
-        let topo = Topology::new(&scenario.network, n).map_err(|m| {
+        let bad = |path: &str, m: String| {
+            SimError::Scenario(ScenarioError::InvalidValue {
+                source_name: scenario.name.clone(),
+                path: path.into(),
+                message: m,
+            })
+        };
+        let consortium = Consortium::new(&scenario.consortium, seed).map_err(|e| bad("consortium", e.to_string()))?;
+        let genesis = genesis_of(&consortium).map_err(|m| bad("consortium", m))?;
+        let generator = Generator::new(&scenario.workload, &consortium, scenario.offered_tps, seed)
+            .map_err(|e| bad("workload", e.to_string()))?;
+        let org_regions: Vec<String> = consortium.orgs().iter().map(|o| o.region.clone()).collect();
+        let topo = Topology::new(&scenario.network, n, &org_regions).map_err(|m| {
             SimError::Scenario(ScenarioError::InvalidValue {
                 source_name: scenario.name.clone(),
                 path: "network".into(),
@@ -184,8 +206,10 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             timer_ids: TimerIds::default(),
             ops: Vec::new(),
             txs: Vec::new(),
-            generator: StandInGenerator::new(scenario.offered_tps, end_ns, seed, shards * nps),
-            next_request: None,
+            closed_loop: generator.is_closed_loop(),
+            generator,
+            parked: Vec::new(),
+            parked_free: Vec::new(),
             commits: (0..shards)
                 .map(|_| ShardCommits {
                     decided: FxHashMap::default(),
@@ -193,7 +217,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     next_exec: 1,
                 })
                 .collect(),
-            executor: Executor::new(shards),
+            executor: Executor::new(&genesis, shards),
             metrics: Metrics::new(end_ns, warmup_ns, bucket_ns),
             digest: blake3::Hasher::new_derive_key("ledgersim sim trace digest v1"),
             end_ns,
@@ -243,11 +267,13 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         for node in 0..self.nodes.len() as NodeId {
             self.arrive(node, 0, Work::Start)?;
         }
-        // First request.
-        self.next_request = self.generator.next_request();
-        if let Some(r) = &self.next_request {
-            let at = r.at_ns;
-            self.schedule(at, Event::Request)?;
+        // First requests.
+        if self.closed_loop {
+            for r in self.generator.initial_requests() {
+                self.park(r)?;
+            }
+        } else if let Some(r) = self.generator.next_request() {
+            self.park(r)?;
         }
         let progress_every = NS_PER_S / 10;
         let mut next_progress = progress_every;
@@ -299,14 +325,20 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         ev: Event<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>,
     ) -> Result<(), SimError> {
         match ev {
-            Event::Wire { from, to, bytes, msg } => {
+            Event::Wire {
+                from,
+                to,
+                bytes,
+                last_byte_ns,
+                msg,
+            } => {
                 if self.trace.is_some() {
                     self.trace_line(t, format_args!("wire {from}->{to} {} {bytes}B", msg.kind()))?;
                 }
                 if self.nodes[to as usize].crashed {
                     return Ok(());
                 }
-                let done = self.net.receive(to, t, bytes);
+                let done = self.net.receive(to, t, last_byte_ns, bytes);
                 self.schedule(done, Event::Deliver { from, to, msg })?;
             }
             Event::Deliver { from, to, msg } => {
@@ -331,7 +363,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 }
                 self.arrive(node, t, Work::Tx(tx))?;
             }
-            Event::Request => self.on_request(t)?,
+            Event::Submit { slot } => self.on_submit(t, slot)?,
             Event::Wake { node } => {
                 let ns = &mut self.nodes[node as usize];
                 ns.wake_pending = false;
@@ -359,53 +391,115 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         Ok(())
     }
 
-    fn on_request(&mut self, t: TimeNs) -> Result<(), SimError> {
-        let Some(req) = self.next_request.take() else {
+    /// Hold a request until its submission time (requests past the end are dropped).
+    fn park(&mut self, r: TxRequest) -> Result<(), SimError> {
+        if r.at_ns > self.end_ns {
+            return Ok(());
+        }
+        let at = r.at_ns.max(self.queue.now());
+        let slot = match self.parked_free.pop() {
+            Some(s) => {
+                self.parked[s as usize] = Some(r);
+                s
+            }
+            None => {
+                self.parked.push(Some(r));
+                (self.parked.len() - 1) as u32
+            }
+        };
+        self.schedule(at, Event::Submit { slot })?;
+        Ok(())
+    }
+
+    fn on_submit(&mut self, t: TimeNs, slot: u32) -> Result<(), SimError> {
+        let Some(req) = self.parked[slot as usize].take() else {
             return Ok(());
         };
+        self.parked_free.push(slot);
         if self.txs.len() >= MAX_CLIENT_TXS {
             return Err(SimError::Workload(format!("more than {MAX_CLIENT_TXS} transactions in one run")));
         }
-        let shards = client::shards_of(&req.tx, self.scenario.shards);
-        let cross = shards.len() > 1;
-        let shard = shards.first().copied().unwrap_or(0).min(self.scenario.shards - 1);
-        let size = client::encoded_len(&req.tx) + req.payload_bytes;
-        let size_bytes = u32::try_from(size).unwrap_or(u32::MAX);
+        let set = ledger_core::shards_of(&req.tx, self.scenario.shards);
+        let mut shards = [0u32; ledger_core::routing::MAX_SHARDS_PER_TX];
+        let mut n_shards = 0u8;
+        for s in set.iter() {
+            shards[n_shards as usize] = s.0;
+            n_shards += 1;
+        }
+        if n_shards == 0 {
+            return Err(self.violation(t, format!("transaction routed to no shard: {:?}", req.tx)));
+        }
         let client_tx = self.txs.len() as u32;
+        let cross = n_shards > 1;
         self.txs.push(ClientTx {
             submit_ns: t,
             included_ns: None,
             done_ns: None,
             status: TxStatus::Pending,
-            cross_shard: cross,
             kind: req.kind,
             client: req.client,
+            shards,
+            n_shards,
+            phase: if cross {
+                Phase::Preparing { votes: 0, yes_mask: 0 }
+            } else {
+                Phase::Single
+            },
+            payload_bytes: req.payload_bytes,
         });
+        self.metrics.on_submit(t, cross);
+        if cross {
+            let xid = client::xid_of(client_tx);
+            for &s in &shards[..n_shards as usize] {
+                let op = ShardOp::Prepare {
+                    xid,
+                    tx: req.tx.clone(),
+                };
+                // The payload travels once, with the prepare of the first shard.
+                let payload = if s == shards[0] { req.payload_bytes } else { 0 };
+                self.submit_op(t, client_tx, s, op, payload)?;
+            }
+        } else {
+            self.submit_op(t, client_tx, shards[0], ShardOp::Tx(req.tx), req.payload_bytes)?;
+        }
+        if !self.closed_loop {
+            if let Some(r) = self.generator.next_request() {
+                self.park(r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Create operation `op` of `client_tx` for `shard` and deliver it to the
+    /// shard's gateway for the client (through the gateway's downlink).
+    fn submit_op(&mut self, t: TimeNs, client_tx: u32, shard: u32, op: ShardOp, payload_bytes: u64) -> Result<(), SimError> {
+        if self.ops.len() >= MAX_CLIENT_TXS {
+            return Err(SimError::Workload(format!("more than {MAX_CLIENT_TXS} operations in one run")));
+        }
+        let size = client::op_size_bytes(&op) + payload_bytes;
+        let size_bytes = u32::try_from(size).unwrap_or(u32::MAX);
         let op_id = self.ops.len() as u32;
         self.ops.push(Op {
-            tx: req.tx,
+            op,
             client_tx,
             shard,
             size_bytes,
+            executed: false,
         });
-        self.metrics.on_submit(t, cross);
+        let client = self.txs[client_tx as usize].client;
         let committee = &self.committees[shard as usize];
-        let gateway = committee[(req.client as usize) % committee.len()];
-        if !self.nodes[gateway as usize].crashed {
-            let done = self.net.receive(gateway, t, size);
-            self.schedule(
-                done,
-                Event::ClientTx {
-                    node: gateway,
-                    tx: TxRef { id: op_id, size_bytes },
-                },
-            )?;
+        let gateway = committee[(client as usize) % committee.len()];
+        if self.nodes[gateway as usize].crashed {
+            return Ok(()); // the client's gateway is down: the operation is lost
         }
-        self.next_request = self.generator.next_request();
-        if let Some(r) = &self.next_request {
-            let at = r.at_ns.max(t);
-            self.schedule(at, Event::Request)?;
-        }
+        let done = self.net.receive(gateway, t, t, size);
+        self.schedule(
+            done,
+            Event::ClientTx {
+                node: gateway,
+                tx: TxRef { id: op_id, size_bytes },
+            },
+        )?;
         Ok(())
     }
 
@@ -519,8 +613,17 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             let kind = o.msg.kind();
             self.metrics.bucket(o.depart_ns).bytes_sent += bytes;
             match self.net.send(node, o.to, o.depart_ns, bytes, kind) {
-                Ok(at) => {
-                    self.schedule(at, Event::Wire { from: node, to: o.to, bytes, msg: o.msg })?;
+                Ok((first, last)) => {
+                    self.schedule(
+                        first,
+                        Event::Wire {
+                            from: node,
+                            to: o.to,
+                            bytes,
+                            last_byte_ns: last,
+                            msg: o.msg,
+                        },
+                    )?;
                 }
                 Err(_) => {
                     if self.trace.is_some() {
@@ -621,40 +724,133 @@ impl<'o, P: Protocol> Simulation<'o, P> {
 
     fn execute(&mut self, shard: u32, height: u64, block: BlockRef, t: TimeNs) -> Result<(), SimError> {
         self.metrics.blocks_committed += 1;
-        let txs = self.blocks.txs(block);
-        let mut fresh: Vec<u32> = Vec::with_capacity(txs.len());
-        for tx in txs {
-            let Some(op) = self.ops.get(tx.id as usize) else {
-                return Err(self.violation(t, format!("block {} holds unknown operation {}", block.0, tx.id)));
+        let mut fresh: Vec<u32> = Vec::with_capacity(self.blocks.txs(block).len());
+        let mut ops: Vec<ShardOp> = Vec::with_capacity(fresh.capacity());
+        for tx in self.blocks.txs(block) {
+            let Some(op) = self.ops.get_mut(tx.id as usize) else {
+                return Err(SimError::InvariantViolated {
+                    seed: self.seed,
+                    what: format!("block {} holds unknown operation {}", block.0, tx.id),
+                    at_ns: t,
+                    scenario: self.scenario.name.clone(),
+                });
             };
             if op.shard != shard {
-                return Err(self.violation(
-                    t,
-                    format!("shard {shard} committed operation {} that belongs to shard {}", tx.id, op.shard),
-                ));
+                let what = format!("shard {shard} committed operation {} that belongs to shard {}", tx.id, op.shard);
+                return Err(self.violation(t, what));
             }
-            if self.txs[op.client_tx as usize].status != TxStatus::Pending {
+            if op.executed {
                 self.metrics.duplicate_commits += 1;
                 continue;
             }
+            op.executed = true;
             fresh.push(tx.id);
+            ops.push(op.op.clone());
         }
-        let outcomes = self
-            .executor
-            .apply(shard, height, fresh.iter().map(|&i| &self.ops[i as usize].tx), t / NS_PER_MS)
-            .map_err(|message| SimError::Ledger {
-                seed: self.seed,
-                shard,
-                height,
-                message,
-            })?;
-        for (&id, accepted) in fresh.iter().zip(outcomes) {
-            let ct_i = self.ops[id as usize].client_tx as usize;
-            let ct = &mut self.txs[ct_i];
-            ct.status = if accepted { TxStatus::Committed } else { TxStatus::Rejected };
-            ct.done_ns = Some(t);
-            let (submit, cross) = (ct.submit_ns, ct.cross_shard);
-            self.metrics.on_final(submit, t, !accepted, false, cross);
+        let applied = self.executor.apply(shard, ops, t / NS_PER_MS);
+        if applied.header.height != height {
+            return Err(self.violation(
+                t,
+                format!("shard {shard}: ledger height {} for consensus height {height}", applied.header.height),
+            ));
+        }
+        self.digest.update(&shard.to_le_bytes());
+        self.digest.update(&height.to_le_bytes());
+        self.digest.update(&applied.hash);
+        self.digest.update(&t.to_le_bytes());
+        if self.trace.is_some() {
+            let h: String = applied.hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            self.trace_line(t, format_args!("execute shard {shard} height {height} ops {} hash {h}", fresh.len()))?;
+        }
+        self.metrics.invariants_checked += 1;
+        if let Some((now, genesis)) = self.executor.money_mismatch() {
+            return Err(self.violation(t, format!("money not conserved: {now} cents on the ledger, {genesis} at genesis")));
+        }
+        for (&id, receipt) in fresh.iter().zip(applied.receipts) {
+            self.on_receipt(t, id, receipt)?;
+        }
+        Ok(())
+    }
+
+    /// Advance the client transaction of operation `op_id` given its receipt.
+    fn on_receipt(&mut self, t: TimeNs, op_id: u32, receipt: Receipt) -> Result<(), SimError> {
+        let op = &self.ops[op_id as usize];
+        let ct_i = op.client_tx;
+        let shard = op.shard;
+        let is_prepare = matches!(op.op, ShardOp::Prepare { .. });
+        let ct = &mut self.txs[ct_i as usize];
+        match ct.phase {
+            Phase::Single => {
+                let accepted = receipt.is_success();
+                self.finish(t, ct_i, if accepted { TxStatus::Committed } else { TxStatus::Rejected })?;
+            }
+            Phase::Preparing { votes, yes_mask } if is_prepare => {
+                let idx = ct.shard_list().iter().position(|&s| s == shard).unwrap_or(0);
+                let yes = matches!(receipt, Receipt::Vote(Vote::Yes));
+                let yes_mask = if yes { yes_mask | (1 << idx) } else { yes_mask };
+                let votes = votes + 1;
+                if votes < ct.n_shards {
+                    ct.phase = Phase::Preparing { votes, yes_mask };
+                    return Ok(());
+                }
+                let all = (1u8 << ct.n_shards) - 1;
+                let commit = yes_mask == all;
+                let xid = client::xid_of(ct_i);
+                let targets: Vec<u32> = ct
+                    .shard_list()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| commit || yes_mask & (1 << i) != 0)
+                    .map(|(_, &s)| s)
+                    .collect();
+                if targets.is_empty() {
+                    // Every shard voted no: nothing is locked, the abort is final now.
+                    return self.finish(t, ct_i, TxStatus::Aborted);
+                }
+                ct.phase = Phase::Deciding {
+                    commit,
+                    remaining: targets.len() as u8,
+                };
+                for s in targets {
+                    let op = if commit { ShardOp::Commit { xid } } else { ShardOp::Abort { xid } };
+                    self.submit_op(t, ct_i, s, op, 0)?;
+                }
+            }
+            Phase::Deciding { commit, remaining } if !is_prepare => {
+                if remaining > 1 {
+                    ct.phase = Phase::Deciding {
+                        commit,
+                        remaining: remaining - 1,
+                    };
+                } else {
+                    self.finish(t, ct_i, if commit { TxStatus::Committed } else { TxStatus::Aborted })?;
+                }
+            }
+            phase => {
+                let what = format!("operation {op_id} of transaction {ct_i} executed in phase {phase:?}");
+                return Err(self.violation(t, what));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, t: TimeNs, ct_i: u32, status: TxStatus) -> Result<(), SimError> {
+        let ct = &mut self.txs[ct_i as usize];
+        ct.status = status;
+        ct.phase = Phase::Done;
+        ct.done_ns = Some(t);
+        let (submit, cross, client) = (ct.submit_ns, ct.cross_shard(), ct.client);
+        self.metrics.on_final(
+            submit,
+            t,
+            status == TxStatus::Rejected,
+            status == TxStatus::Aborted,
+            cross,
+        );
+        if self.closed_loop {
+            if let Some(r) = self.generator.on_complete(client, t) {
+                self.park(r)?;
+            }
         }
         Ok(())
     }

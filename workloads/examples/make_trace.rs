@@ -34,7 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_while(|_| g.next_request())
         .map(|r| TraceRow::from_request(&r))
         .collect();
-    write_trace(std::io::BufWriter::new(std::fs::File::create(&path)?), &rows)?;
+    write_trace(
+        std::io::BufWriter::new(std::fs::File::create(&path)?),
+        &rows,
+    )?;
     eprintln!("wrote {} rows to {path}", rows.len());
     Ok(())
 }

@@ -87,7 +87,10 @@ impl ArrivalProcess {
         if cfg.process != ArrivalKind::Schedule && (!rate_per_s.is_finite() || rate_per_s <= 0.0) {
             return Err(ConfigError::invalid(
                 "offered_tps",
-                format!("must be a finite rate > 0 for the `{:?}` process, got {rate_per_s}", cfg.process),
+                format!(
+                    "must be a finite rate > 0 for the `{:?}` process, got {rate_per_s}",
+                    cfg.process
+                ),
             ));
         }
         if !schedule_scale.is_finite() || schedule_scale <= 0.0 {
@@ -100,7 +103,11 @@ impl ArrivalProcess {
         let profile = cfg.diurnal_profile.map(|v| v / mean_profile);
         let profile_max = profile.iter().copied().fold(0.0, f64::max);
         // Bursty rates: time-average = rate.
-        let (on, off, f) = (cfg.burst_on_mean_s, cfg.burst_off_mean_s, cfg.burst_low_rate_fraction);
+        let (on, off, f) = (
+            cfg.burst_on_mean_s,
+            cfg.burst_off_mean_s,
+            cfg.burst_low_rate_fraction,
+        );
         let high_rate = rate_per_s * (on + off) / (on + f * off);
         let mut p = ArrivalProcess {
             kind: cfg.process,
@@ -122,7 +129,11 @@ impl ArrivalProcess {
             on_mean_s: on,
             off_mean_s: off,
             switch_at_s: f64::INFINITY,
-            schedule: cfg.schedule.iter().map(|s| (s.start_s, s.tps * schedule_scale)).collect(),
+            schedule: cfg
+                .schedule
+                .iter()
+                .map(|s| (s.start_s, s.tps * schedule_scale))
+                .collect(),
         };
         if p.gamma_shape > 0.0 {
             p.day_factor = p.draw_day_factor();
@@ -236,7 +247,11 @@ impl ArrivalProcess {
         }
         if self.kind == ArrivalKind::Bursty && self.t_s >= self.switch_at_s {
             self.high = !self.high;
-            let mean = if self.high { self.on_mean_s } else { self.off_mean_s };
+            let mean = if self.high {
+                self.on_mean_s
+            } else {
+                self.off_mean_s
+            };
             self.switch_at_s = self.t_s + self.rng.exponential(mean);
         }
     }
@@ -293,8 +308,19 @@ mod tests {
             ..ArrivalConfig::default()
         };
         let mut p = process(&cfg, 4.0, 1);
-        let ts: Vec<u64> = (0..5).map(|_| p.next_arrival_ns().expect("unbounded")).collect();
-        assert_eq!(ts, vec![250_000_000, 500_000_000, 750_000_000, 1_000_000_000, 1_250_000_000]);
+        let ts: Vec<u64> = (0..5)
+            .map(|_| p.next_arrival_ns().expect("unbounded"))
+            .collect();
+        assert_eq!(
+            ts,
+            vec![
+                250_000_000,
+                500_000_000,
+                750_000_000,
+                1_000_000_000,
+                1_250_000_000
+            ]
+        );
     }
 
     #[test]
@@ -343,7 +369,11 @@ mod tests {
         let gmax = bins.iter().copied().fold(0.0, f64::max);
         let gmin = bins.iter().copied().fold(f64::INFINITY, f64::min);
         let ratio = gmax / gmin;
-        assert!((ratio / (emax / emin) - 1.0).abs() < 0.04, "ratio {ratio} vs {}", emax / emin);
+        assert!(
+            (ratio / (emax / emin) - 1.0).abs() < 0.04,
+            "ratio {ratio} vs {}",
+            emax / emin
+        );
         // And close to the 2.8x of WORKLOADS.md (interpolation shaves the extremes).
         assert!(ratio > 2.5 && ratio < 2.9, "peak/trough {ratio}");
         let peak = bins.iter().position(|b| *b == gmax).expect("non-empty");
@@ -365,7 +395,11 @@ mod tests {
         let c = counts(&mut p, 1.0, 20_000);
         let (m, v) = mean_var(&c);
         assert!((m - 10.0).abs() < 0.6, "mean {m}");
-        assert!(v / m > 5.0, "on/off must be over-dispersed, index {}", v / m);
+        assert!(
+            v / m > 5.0,
+            "on/off must be over-dispersed, index {}",
+            v / m
+        );
     }
 
     #[test]
@@ -373,9 +407,18 @@ mod tests {
         let cfg = ArrivalConfig {
             process: ArrivalKind::Schedule,
             schedule: vec![
-                ScheduleSegment { start_s: 10.0, tps: 100.0 },
-                ScheduleSegment { start_s: 20.0, tps: 0.0 },
-                ScheduleSegment { start_s: 30.0, tps: 300.0 },
+                ScheduleSegment {
+                    start_s: 10.0,
+                    tps: 100.0,
+                },
+                ScheduleSegment {
+                    start_s: 20.0,
+                    tps: 0.0,
+                },
+                ScheduleSegment {
+                    start_s: 30.0,
+                    tps: 300.0,
+                },
             ],
             end_s: Some(40.0),
             ..ArrivalConfig::default()
@@ -392,7 +435,13 @@ mod tests {
         }
         assert_eq!(per_segment[0], 0);
         assert_eq!(per_segment[2], 0);
-        assert!((per_segment[1] as f64 - 1_000.0).abs() < 130.0, "{per_segment:?}");
-        assert!((per_segment[3] as f64 - 3_000.0).abs() < 220.0, "{per_segment:?}");
+        assert!(
+            (per_segment[1] as f64 - 1_000.0).abs() < 130.0,
+            "{per_segment:?}"
+        );
+        assert!(
+            (per_segment[3] as f64 - 3_000.0).abs() < 220.0,
+            "{per_segment:?}"
+        );
     }
 }

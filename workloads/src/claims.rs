@@ -10,11 +10,13 @@
 //! the ledger's rules decide what is caught.
 
 use ledger_core::types::{ClaimId, OrgId, PatientId, Tx};
-use simrand::{AliasTable, Stream};
+use simrand::Stream;
+
+use crate::synth::PackedAlias;
 
 use crate::config::ClaimsConfig;
 use crate::consortium::Consortium;
-use crate::synth::secs_to_ns;
+use crate::synth::{secs_to_ns, LognormalTable};
 use crate::WorkloadKind;
 
 /// The state of one claim between its steps.
@@ -48,8 +50,9 @@ pub(crate) struct Claims {
     fraud_fraction: f64,
     fraud_duplicate_fraction: f64,
     fraud_amount_multiplier: f64,
-    amount_mu: f64,
-    amount_sigma: f64,
+    /// Mean billed amount, cents (median × exp(σ²/2)).
+    amount_mean: f64,
+    amount_factor: LognormalTable,
     imaging_provider_fraction: f64,
     adjudication_delay_mean_s: f64,
     payment_delay_mean_s: f64,
@@ -62,15 +65,21 @@ pub(crate) struct Claims {
 }
 
 impl Claims {
-    pub(crate) fn new(cfg: &ClaimsConfig, consortium: &Consortium, day_ns: u64, rng: Stream) -> Claims {
+    pub(crate) fn new(
+        cfg: &ClaimsConfig,
+        consortium: &Consortium,
+        day_ns: u64,
+        rng: Stream,
+    ) -> Claims {
         Claims {
             rng,
             denial_rate: cfg.denial_rate,
             fraud_fraction: cfg.fraud_fraction,
             fraud_duplicate_fraction: cfg.fraud_duplicate_fraction,
             fraud_amount_multiplier: cfg.fraud_amount_multiplier,
-            amount_mu: libm::log(cfg.amount_median_cents as f64),
-            amount_sigma: cfg.amount_sigma,
+            amount_mean: cfg.amount_median_cents as f64
+                * libm::exp(0.5 * cfg.amount_sigma * cfg.amount_sigma),
+            amount_factor: LognormalTable::new(cfg.amount_sigma),
             imaging_provider_fraction: cfg.imaging_provider_fraction,
             adjudication_delay_mean_s: cfg.adjudication_delay_mean_s,
             payment_delay_mean_s: cfg.payment_delay_mean_s,
@@ -93,15 +102,14 @@ impl Claims {
     pub(crate) fn start(
         &mut self,
         at_ns: u64,
-        patients: &AliasTable,
+        patients: &PackedAlias,
         consortium: &Consortium,
     ) -> Option<(Tx, ClaimFlow, u64)> {
         let claim = self.next_claim;
         self.next_claim += 1;
         let fraud = self.rng.bernoulli(self.fraud_fraction);
         let duplicate = fraud && self.rng.bernoulli(self.fraud_duplicate_fraction);
-        let mut amount =
-            libm::exp(self.rng.normal(self.amount_mu, self.amount_sigma)).max(1.0);
+        let mut amount = (self.amount_mean * self.amount_factor.sample(&mut self.rng)).max(1.0);
         let (patient, provider, payer, code, day) = match (duplicate, self.last) {
             (true, Some(last)) => last,
             _ => {
@@ -110,7 +118,8 @@ impl Claims {
                 let provider = if !self.imaging_centres.is_empty()
                     && self.rng.bernoulli(self.imaging_provider_fraction)
                 {
-                    self.imaging_centres[self.rng.below(self.imaging_centres.len() as u64) as usize].0
+                    self.imaging_centres[self.rng.below(self.imaging_centres.len() as u64) as usize]
+                        .0
                 } else {
                     consortium.home_hospital(PatientId(p)).0
                 };

@@ -368,7 +368,12 @@ impl ImagingConfig {
         [
             ("ct", self.ct_weight, self.ct_min_bytes, self.ct_max_bytes),
             ("mr", self.mr_weight, self.mr_min_bytes, self.mr_max_bytes),
-            ("crdx", self.crdx_weight, self.crdx_min_bytes, self.crdx_max_bytes),
+            (
+                "crdx",
+                self.crdx_weight,
+                self.crdx_min_bytes,
+                self.crdx_max_bytes,
+            ),
             (
                 "mammography",
                 self.mammography_weight,
@@ -387,7 +392,12 @@ impl ImagingConfig {
                 self.ultrasound_min_bytes,
                 self.ultrasound_max_bytes,
             ),
-            ("petct", self.petct_weight, self.petct_min_bytes, self.petct_max_bytes),
+            (
+                "petct",
+                self.petct_weight,
+                self.petct_min_bytes,
+                self.petct_max_bytes,
+            ),
         ]
     }
 }
@@ -705,21 +715,30 @@ impl WorkloadConfig {
         if h.patient_activity_sigma > 5.0 {
             return Err(ConfigError::invalid(
                 "hospital.patient_activity_sigma",
-                format!("must be at most 5 (weights overflow), got {}", h.patient_activity_sigma),
+                format!(
+                    "must be at most 5 (weights overflow), got {}",
+                    h.patient_activity_sigma
+                ),
             ));
         }
         check_fraction(
             "hospital.unconsented_access_fraction",
             h.unconsented_access_fraction,
         )?;
-        check_fraction("hospital.emergency_access_fraction", h.emergency_access_fraction)?;
+        check_fraction(
+            "hospital.emergency_access_fraction",
+            h.emergency_access_fraction,
+        )?;
         if h.unconsented_access_fraction + h.emergency_access_fraction > 1.0 {
             return Err(ConfigError::invalid(
                 "hospital.emergency_access_fraction",
                 "unconsented_access_fraction + emergency_access_fraction must be at most 1",
             ));
         }
-        check_fraction("hospital.consent_revoke_fraction", h.consent_revoke_fraction)?;
+        check_fraction(
+            "hospital.consent_revoke_fraction",
+            h.consent_revoke_fraction,
+        )?;
         check_positive("hospital.consent_duration_days", h.consent_duration_days)?;
         if h.clinicians_per_hospital == 0 {
             return Err(ConfigError::invalid(
@@ -730,7 +749,10 @@ impl WorkloadConfig {
 
         let im = &self.imaging;
         if im.chunk_size_bytes == 0 {
-            return Err(ConfigError::invalid("imaging.chunk_size_bytes", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "imaging.chunk_size_bytes",
+                "must be at least 1",
+            ));
         }
         let entries = im.entries();
         for (name, w, lo, hi) in entries {
@@ -758,14 +780,26 @@ impl WorkloadConfig {
         let c = &self.claims;
         check_fraction("claims.denial_rate", c.denial_rate)?;
         check_fraction("claims.fraud_fraction", c.fraud_fraction)?;
-        check_fraction("claims.fraud_duplicate_fraction", c.fraud_duplicate_fraction)?;
+        check_fraction(
+            "claims.fraud_duplicate_fraction",
+            c.fraud_duplicate_fraction,
+        )?;
         check_positive("claims.fraud_amount_multiplier", c.fraud_amount_multiplier)?;
         if c.amount_median_cents == 0 {
-            return Err(ConfigError::invalid("claims.amount_median_cents", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "claims.amount_median_cents",
+                "must be at least 1",
+            ));
         }
         check_non_negative("claims.amount_sigma", c.amount_sigma)?;
-        check_fraction("claims.imaging_provider_fraction", c.imaging_provider_fraction)?;
-        check_non_negative("claims.adjudication_delay_mean_s", c.adjudication_delay_mean_s)?;
+        check_fraction(
+            "claims.imaging_provider_fraction",
+            c.imaging_provider_fraction,
+        )?;
+        check_non_negative(
+            "claims.adjudication_delay_mean_s",
+            c.adjudication_delay_mean_s,
+        )?;
         check_non_negative("claims.payment_delay_mean_s", c.payment_delay_mean_s)?;
         for (i, f) in c.weekday_factors.iter().enumerate() {
             check_non_negative(&format!("claims.weekday_factors[{i}]"), *f)?;
@@ -777,7 +811,10 @@ impl WorkloadConfig {
             ));
         }
         if c.month_length_days == 0 {
-            return Err(ConfigError::invalid("claims.month_length_days", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "claims.month_length_days",
+                "must be at least 1",
+            ));
         }
         if c.month_end_days > c.month_length_days {
             return Err(ConfigError::invalid(
@@ -790,12 +827,18 @@ impl WorkloadConfig {
         }
         check_non_negative("claims.month_end_factor", c.month_end_factor)?;
         if c.service_codes == 0 {
-            return Err(ConfigError::invalid("claims.service_codes", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "claims.service_codes",
+                "must be at least 1",
+            ));
         }
 
         let s = &self.supply_chain;
         if s.min_hops == 0 {
-            return Err(ConfigError::invalid("supply_chain.min_hops", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "supply_chain.min_hops",
+                "must be at least 1",
+            ));
         }
         if s.max_hops < s.min_hops || s.max_hops > MAX_HOPS {
             return Err(ConfigError::invalid(
@@ -809,12 +852,18 @@ impl WorkloadConfig {
         check_fraction("supply_chain.excursion_rate", s.excursion_rate)?;
         check_non_negative("supply_chain.step_delay_mean_s", s.step_delay_mean_s)?;
         if s.products == 0 {
-            return Err(ConfigError::invalid("supply_chain.products", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "supply_chain.products",
+                "must be at least 1",
+            ));
         }
 
         let p = &self.payment;
         if p.amount_median_cents == 0 {
-            return Err(ConfigError::invalid("payment.amount_median_cents", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "payment.amount_median_cents",
+                "must be at least 1",
+            ));
         }
         check_non_negative("payment.amount_sigma", p.amount_sigma)?;
 
@@ -830,7 +879,10 @@ impl WorkloadConfig {
             }
         }
         if self.max_pending_steps == 0 {
-            return Err(ConfigError::invalid("max_pending_steps", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "max_pending_steps",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -858,7 +910,10 @@ impl ArrivalConfig {
         check_non_negative("arrival.daily_gamma_shape", self.daily_gamma_shape)?;
         check_positive("arrival.burst_on_mean_s", self.burst_on_mean_s)?;
         check_positive("arrival.burst_off_mean_s", self.burst_off_mean_s)?;
-        check_fraction("arrival.burst_low_rate_fraction", self.burst_low_rate_fraction)?;
+        check_fraction(
+            "arrival.burst_low_rate_fraction",
+            self.burst_low_rate_fraction,
+        )?;
         let mut prev = f64::NEG_INFINITY;
         for (i, seg) in self.schedule.iter().enumerate() {
             check_non_negative(&format!("arrival.schedule[{i}].start_s"), seg.start_s)?;
@@ -881,7 +936,10 @@ impl ArrivalConfig {
             check_non_negative("arrival.end_s", end)?;
         }
         if self.process == ArrivalKind::Closed && self.clients == 0 {
-            return Err(ConfigError::invalid("arrival.clients", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "arrival.clients",
+                "must be at least 1",
+            ));
         }
         check_non_negative("arrival.think_time_ms", self.think_time_ms)?;
         Ok(())

@@ -98,7 +98,10 @@ impl ConsortiumConfig {
             ));
         }
         if self.regions.is_empty() {
-            return Err(ConfigError::invalid("consortium.regions", "must name at least one region"));
+            return Err(ConfigError::invalid(
+                "consortium.regions",
+                "must name at least one region",
+            ));
         }
         if let Some(i) = self.regions.iter().position(|r| r.trim().is_empty()) {
             return Err(ConfigError::invalid(
@@ -174,15 +177,30 @@ impl Consortium {
         cfg.validate()?;
         let mut orgs = Vec::new();
         let groups = [
-            (OrgKind::Hospital, cfg.hospitals, "hospital", cfg.hospital_opening_balance_cents),
+            (
+                OrgKind::Hospital,
+                cfg.hospitals,
+                "hospital",
+                cfg.hospital_opening_balance_cents,
+            ),
             (
                 OrgKind::ImagingCentre,
                 cfg.imaging_centres,
                 "imaging",
                 cfg.imaging_centre_opening_balance_cents,
             ),
-            (OrgKind::Insurer, cfg.insurers, "insurer", cfg.insurer_opening_balance_cents),
-            (OrgKind::Pharmacy, cfg.pharmacies, "pharmacy", cfg.pharmacy_opening_balance_cents),
+            (
+                OrgKind::Insurer,
+                cfg.insurers,
+                "insurer",
+                cfg.insurer_opening_balance_cents,
+            ),
+            (
+                OrgKind::Pharmacy,
+                cfg.pharmacies,
+                "pharmacy",
+                cfg.pharmacy_opening_balance_cents,
+            ),
         ];
         for (kind, count, prefix, balance) in groups {
             for j in 0..count {

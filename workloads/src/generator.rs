@@ -26,7 +26,9 @@ use std::collections::BinaryHeap;
 
 use ledger_core::types::{ClaimId, OrgId, PatientId, StudyId, Tx};
 use rustc_hash::FxHashMap;
-use simrand::{AliasTable, Stream};
+use simrand::Stream;
+
+use crate::synth::{LognormalTable, PackedAlias};
 
 use crate::arrival::ArrivalProcess;
 use crate::claims::{day_factor, ClaimFlow, Claims};
@@ -92,7 +94,7 @@ impl Ord for Pending {
 
 enum Mode {
     Open {
-        arrivals: ArrivalProcess,
+        arrivals: Box<ArrivalProcess>,
         next_arrival: Option<u64>,
         done: bool,
     },
@@ -123,15 +125,16 @@ pub struct Generator {
     cum_day: u64,
     day_ns: u64,
     claims_cfg: ClaimsConfig,
-    patients: AliasTable,
+    patients: PackedAlias,
     consortium: Consortium,
     hospital: Hospital,
     imaging: Imaging,
     claims: Claims,
     supply: Supply,
     payment_rng: Stream,
-    payment_mu: f64,
-    payment_sigma: f64,
+    /// Mean transfer, cents (median × exp(σ²/2)).
+    payment_mean: f64,
+    payment_factor: LognormalTable,
     pending: BinaryHeap<Pending>,
     max_pending: usize,
     seq: u64,
@@ -170,8 +173,12 @@ impl Generator {
         let n = consortium.patients() as usize;
         let mut weights_rng = Stream::new(seed, "workload/patients");
         let sigma = cfg.hospital.patient_activity_sigma;
-        let weights: Vec<f64> = (0..n).map(|_| weights_rng.lognormal(0.0, sigma)).collect();
-        let patients = AliasTable::new(&weights).ok_or_else(|| {
+        let mut weights: Vec<f64> = (0..n).map(|_| weights_rng.lognormal(0.0, sigma)).collect();
+        // Patient ids by decreasing activity: the busiest patients' state shares cache
+        // lines, which keeps generation fast with large panels. Which id is busy does
+        // not matter to the ledger (patients are routed by a hash of the id).
+        weights.sort_unstable_by(|a, b| b.total_cmp(a));
+        let patients = PackedAlias::new(&weights).ok_or_else(|| {
             ConfigError::invalid(
                 "hospital.patient_activity_sigma",
                 "patient activity weights are not usable (overflow)",
@@ -179,10 +186,27 @@ impl Generator {
         })?;
 
         let day_ns = secs_to_ns(cfg.arrival.day_length_s).max(1);
-        let hospital = Hospital::new(&cfg.hospital, consortium, Stream::new(seed, "workload/hospital"));
-        let imaging = Imaging::new(&cfg.imaging, consortium, Stream::new(seed, "workload/imaging"));
-        let claims = Claims::new(&cfg.claims, consortium, day_ns, Stream::new(seed, "workload/claims"));
-        let supply = Supply::new(&cfg.supply_chain, consortium, Stream::new(seed, "workload/supply"));
+        let hospital = Hospital::new(
+            &cfg.hospital,
+            consortium,
+            Stream::new(seed, "workload/hospital"),
+        );
+        let imaging = Imaging::new(
+            &cfg.imaging,
+            consortium,
+            Stream::new(seed, "workload/imaging"),
+        );
+        let claims = Claims::new(
+            &cfg.claims,
+            consortium,
+            day_ns,
+            Stream::new(seed, "workload/claims"),
+        );
+        let supply = Supply::new(
+            &cfg.supply_chain,
+            consortium,
+            Stream::new(seed, "workload/supply"),
+        );
 
         let need = |family: usize, ok: bool, what: &str| -> Result<(), ConfigError> {
             let name = ["hospital", "imaging", "claims", "supply_chain", "payment"][family];
@@ -195,10 +219,18 @@ impl Generator {
             Ok(())
         };
         need(HOSPITAL, !consortium.hospitals().is_empty(), "no hospital")?;
-        need(IMAGING, imaging.has_centres(), "no imaging centre or hospital")?;
+        need(
+            IMAGING,
+            imaging.has_centres(),
+            "no imaging centre or hospital",
+        )?;
         need(CLAIMS, !consortium.insurers().is_empty(), "no insurer")?;
         need(SUPPLY, supply.can_run(), "fewer than 2 pharmacies")?;
-        need(PAYMENT, consortium.orgs().len() >= 2, "fewer than 2 organisations")?;
+        need(
+            PAYMENT,
+            consortium.orgs().len() >= 2,
+            "fewer than 2 organisations",
+        )?;
 
         let mode = if let Some(t) = &cfg.trace {
             let rows = read_trace_file(&t.path, t.time_scale, t.max_rows)?;
@@ -224,7 +256,7 @@ impl Generator {
                 Stream::new(seed, "workload/arrival"),
             )?;
             Mode::Open {
-                arrivals,
+                arrivals: Box::new(arrivals),
                 next_arrival: None,
                 done: false,
             }
@@ -245,8 +277,9 @@ impl Generator {
             claims,
             supply,
             payment_rng: Stream::new(seed, "workload/payment"),
-            payment_mu: libm::log(cfg.payment.amount_median_cents as f64),
-            payment_sigma: cfg.payment.amount_sigma,
+            payment_mean: cfg.payment.amount_median_cents as f64
+                * libm::exp(0.5 * cfg.payment.amount_sigma * cfg.payment.amount_sigma),
+            payment_factor: LognormalTable::new(cfg.payment.amount_sigma),
             pending: BinaryHeap::with_capacity(PENDING_RESERVE.min(cfg.max_pending_steps)),
             max_pending: cfg.max_pending_steps,
             seq: 0,
@@ -476,7 +509,10 @@ impl Generator {
             }
             IMAGING => {
                 let (tx, payload) = self.imaging.next(&self.patients);
-                (self.request(at_ns, 0, WorkloadKind::Imaging, tx, payload, true), None)
+                (
+                    self.request(at_ns, 0, WorkloadKind::Imaging, tx, payload, true),
+                    None,
+                )
             }
             CLAIMS => match self.claims.start(at_ns, &self.patients, &self.consortium) {
                 Some((tx, flow, delay)) => (
@@ -498,7 +534,10 @@ impl Generator {
             }
             _ => {
                 let tx = self.payment();
-                (self.request(at_ns, 0, WorkloadKind::Payment, tx, 0, true), None)
+                (
+                    self.request(at_ns, 0, WorkloadKind::Payment, tx, 0, true),
+                    None,
+                )
             }
         }
     }
@@ -508,7 +547,7 @@ impl Generator {
         let from = self.payment_rng.below(n);
         let k = self.payment_rng.below(n - 1);
         let to = if k >= from { k + 1 } else { k };
-        let amount = self.payment_rng.lognormal(self.payment_mu, self.payment_sigma);
+        let amount = self.payment_mean * self.payment_factor.sample(&mut self.payment_rng);
         Tx::Payment {
             from: OrgId(from),
             to: OrgId(to),
@@ -547,13 +586,16 @@ impl Generator {
                 let p = (key % patients) as u32;
                 let kind = Hospital::kind_for_record(self.hospital.record_count(p));
                 let size = size.min(u32::MAX as u64) as u32;
-                self.hospital.write(p, kind, size, row.time_ns, &self.consortium)
+                self.hospital
+                    .write(p, kind, size, row.time_ns, &self.consortium)
             }
             WorkloadKind::HospitalRead => {
-                self.hospital.read((key % patients) as u32, now_ms, &self.consortium)
+                self.hospital
+                    .read((key % patients) as u32, now_ms, &self.consortium)
             }
             WorkloadKind::Consent => {
-                self.hospital.grant((key % patients) as u32, now_ms, &self.consortium)
+                self.hospital
+                    .grant((key % patients) as u32, now_ms, &self.consortium)
             }
             WorkloadKind::Imaging => {
                 let patient = PatientId(mix64(key) % patients);

@@ -11,11 +11,13 @@
 use ledger_core::types::{
     AccessPurpose, ConsentScope, OrgId, PatientId, RecordId, ResourceKind, Tx, UserId,
 };
-use simrand::{AliasTable, Stream};
+use simrand::Stream;
+
+use crate::synth::{LognormalTable, PackedAlias};
 
 use crate::config::HospitalConfig;
 use crate::consortium::Consortium;
-use crate::synth::{lognormal_mu_for_mean, synth_digest};
+use crate::synth::synth_digest;
 use crate::WorkloadKind;
 
 /// Records per patient are numbered `0..MAX_RECORDS_PER_PATIENT` inside the record id
@@ -35,8 +37,9 @@ const RESOURCE_KINDS: [ResourceKind; 7] = [
 ];
 
 /// Scope the home hospital is granted.
-const HOME_SCOPE: ConsentScope =
-    ConsentScope(ConsentScope::READ_RECORDS.0 | ConsentScope::READ_IMAGING.0 | ConsentScope::CLAIMS.0);
+const HOME_SCOPE: ConsentScope = ConsentScope(
+    ConsentScope::READ_RECORDS.0 | ConsentScope::READ_IMAGING.0 | ConsentScope::CLAIMS.0,
+);
 
 /// The record id of a patient's n-th record.
 #[inline]
@@ -44,21 +47,30 @@ pub(crate) fn record_id(patient: u32, n: u32) -> RecordId {
     RecordId(((patient as u64) << RECORD_BITS) | (n % MAX_RECORDS_PER_PATIENT) as u64)
 }
 
+/// What the generator remembers per patient.
+#[derive(Clone, Copy, Debug, Default)]
+struct PatientState {
+    /// The home hospital's consent is live while `now_ms < consent_until_ms`.
+    consent_until_ms: u64,
+    /// Records written so far.
+    records: u32,
+}
+
 pub(crate) struct Hospital {
     rng: Stream,
-    resources: AliasTable,
-    size_mu: [f64; 7],
-    size_sigma: f64,
+    resources: PackedAlias,
+    /// Mean size per resource kind, bytes.
+    size_mean: [f64; 7],
+    /// Unit-mean lognormal of sigma `size_sigma`.
+    size_factor: LognormalTable,
     write_prob: f64,
     unconsented: f64,
     emergency: f64,
     revoke: f64,
     consent_duration_ms: u64,
     clinicians: u64,
-    /// Per patient: records written so far.
-    records: Vec<u32>,
-    /// Per patient: the home hospital's consent is live while `now_ms < consent_until_ms`.
-    consent_until_ms: Vec<u64>,
+    /// Per patient: records written and consent expiry, together (one cache line).
+    state: Vec<PatientState>,
     /// Every organisation id (for choosing a foreign accessor).
     org_count: u64,
     /// Reads turned into writes because the patient had no record yet.
@@ -68,24 +80,23 @@ pub(crate) struct Hospital {
 impl Hospital {
     pub(crate) fn new(cfg: &HospitalConfig, consortium: &Consortium, rng: Stream) -> Hospital {
         let weights = cfg.resource_weights.as_array();
-        let resources = AliasTable::new(&weights)
+        let resources = PackedAlias::new(&weights)
             .unwrap_or_else(|| panic!("validated resource weights rejected: {weights:?}"));
         let sizes = cfg.resource_size_bytes.as_array();
-        let size_mu = sizes.map(|m| lognormal_mu_for_mean(m, cfg.size_sigma));
+
         let n = consortium.patients() as usize;
         Hospital {
             rng,
             resources,
-            size_mu,
-            size_sigma: cfg.size_sigma,
+            size_mean: sizes,
+            size_factor: LognormalTable::new(cfg.size_sigma),
             write_prob: 1.0 / (1.0 + cfg.read_write_ratio),
             unconsented: cfg.unconsented_access_fraction,
             emergency: cfg.emergency_access_fraction,
             revoke: cfg.consent_revoke_fraction,
             consent_duration_ms: (cfg.consent_duration_days * 86_400_000.0) as u64,
             clinicians: cfg.clinicians_per_hospital as u64,
-            records: vec![0; n],
-            consent_until_ms: vec![0; n],
+            state: vec![PatientState::default(); n],
             org_count: consortium.orgs().len() as u64,
             owed_reads: 0,
         }
@@ -96,24 +107,24 @@ impl Hospital {
     pub(crate) fn next(
         &mut self,
         at_ns: u64,
-        patients: &AliasTable,
+        patients: &PackedAlias,
         consortium: &Consortium,
     ) -> (Tx, WorkloadKind) {
         let p = patients.sample(&mut self.rng) as u32;
         let now_ms = at_ns / 1_000_000;
-        if self.consent_until_ms[p as usize] <= now_ms {
+        if self.state[p as usize].consent_until_ms <= now_ms {
             return (self.grant(p, now_ms, consortium), WorkloadKind::Consent);
         }
         let u = self.rng.uniform();
         if u < self.revoke {
-            self.consent_until_ms[p as usize] = 0;
+            self.state[p as usize].consent_until_ms = 0;
             let tx = Tx::ConsentRevoke {
                 patient: PatientId(p as u64),
                 grantee: consortium.home_hospital(PatientId(p as u64)),
             };
             return (tx, WorkloadKind::Consent);
         }
-        let has_records = self.records[p as usize] > 0;
+        let has_records = self.state[p as usize].records > 0;
         let mut write = self.rng.uniform() < self.write_prob;
         if !write && !has_records {
             // A read needs an existing record: write now, and owe a read to the next
@@ -128,7 +139,10 @@ impl Hospital {
         if write {
             let kind = self.resources.sample(&mut self.rng);
             let size = self.sample_size(kind);
-            (self.write(p, kind, size, at_ns, consortium), WorkloadKind::HospitalWrite)
+            (
+                self.write(p, kind, size, at_ns, consortium),
+                WorkloadKind::HospitalWrite,
+            )
         } else {
             (self.read(p, now_ms, consortium), WorkloadKind::HospitalRead)
         }
@@ -137,7 +151,7 @@ impl Hospital {
     /// A consent grant from patient `p` to their home hospital.
     pub(crate) fn grant(&mut self, p: u32, now_ms: u64, consortium: &Consortium) -> Tx {
         let until = now_ms.saturating_add(self.consent_duration_ms);
-        self.consent_until_ms[p as usize] = until;
+        self.state[p as usize].consent_until_ms = until;
         Tx::ConsentGrant {
             patient: PatientId(p as u64),
             grantee: consortium.home_hospital(PatientId(p as u64)),
@@ -148,8 +162,8 @@ impl Hospital {
 
     #[inline]
     fn sample_size(&mut self, kind: usize) -> u32 {
-        let s = self.rng.lognormal(self.size_mu[kind], self.size_sigma);
-        s.clamp(1.0, u32::MAX as f64) as u32
+        let s = self.size_mean[kind] * self.size_factor.sample(&mut self.rng);
+        s.round().clamp(1.0, u32::MAX as f64) as u32
     }
 
     /// A new record of `kind` (index into RESOURCE_KINDS) for patient `p`, written by
@@ -163,8 +177,8 @@ impl Hospital {
         at_ns: u64,
         consortium: &Consortium,
     ) -> Tx {
-        let n = self.records[p as usize];
-        self.records[p as usize] = n.saturating_add(1);
+        let n = self.state[p as usize].records;
+        self.state[p as usize].records = n.saturating_add(1);
         let record = record_id(p, n);
         Tx::RecordWrite {
             record,
@@ -181,7 +195,9 @@ impl Hospital {
     pub(crate) fn read(&mut self, p: u32, now_ms: u64, consortium: &Consortium) -> Tx {
         let patient = PatientId(p as u64);
         let home = consortium.home_hospital(patient);
-        let count = self.records[p as usize].clamp(1, MAX_RECORDS_PER_PATIENT);
+        let count = self.state[p as usize]
+            .records
+            .clamp(1, MAX_RECORDS_PER_PATIENT);
         let record = record_id(p, self.rng.below(count as u64) as u32);
         let u = self.rng.uniform();
         let (accessor, purpose) = if u < self.unconsented && self.org_count > 1 {
@@ -212,7 +228,7 @@ impl Hospital {
 
     /// Number of records patient `p` has (trace replay).
     pub(crate) fn record_count(&self, p: u32) -> u32 {
-        self.records[p as usize]
+        self.state[p as usize].records
     }
 
     /// Resource-kind index for a trace row (kinds cycle with the record number).

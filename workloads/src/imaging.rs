@@ -12,6 +12,8 @@
 use ledger_core::types::{Hash32, Modality, OrgId, PatientId, StudyId, Tx};
 use simrand::{AliasTable, Stream};
 
+use crate::synth::PackedAlias;
+
 use crate::config::{ImagingConfig, ImagingMode};
 use crate::consortium::Consortium;
 use crate::synth::{mix64, synth_digest};
@@ -86,7 +88,7 @@ impl Imaging {
 
     /// The next study: `(tx, payload_bytes)`.
     #[inline]
-    pub(crate) fn next(&mut self, patients: &AliasTable) -> (Tx, u64) {
+    pub(crate) fn next(&mut self, patients: &PackedAlias) -> (Tx, u64) {
         let p = patients.sample(&mut self.rng) as u64;
         let m = self.modalities.sample(&mut self.rng);
         let (lo, hi) = self.log_bounds[m];
@@ -106,7 +108,9 @@ impl Imaging {
         modality: Modality,
         size_bytes: u64,
     ) -> (Tx, u64) {
-        let chunks = size_bytes.div_ceil(self.chunk_size_bytes).clamp(1, u32::MAX as u64) as u32;
+        let chunks = size_bytes
+            .div_ceil(self.chunk_size_bytes)
+            .clamp(1, u32::MAX as u64) as u32;
         let tx = Tx::ImagingAnchor {
             study,
             patient,

@@ -80,7 +80,9 @@ impl TraceRow {
     pub fn from_request(req: &TxRequest) -> TraceRow {
         let (key, size_bytes) = match &req.tx {
             Tx::RecordWrite {
-                patient, size_bytes, ..
+                patient,
+                size_bytes,
+                ..
             } => (patient.0, *size_bytes as u64),
             Tx::RecordAccess { patient, .. } => (patient.0, 0),
             Tx::ConsentGrant { patient, .. } | Tx::ConsentRevoke { patient, .. } => (patient.0, 0),
@@ -159,14 +161,18 @@ pub fn parse_trace<R: Read>(
             return Err(err(
                 line,
                 "row",
-                format!("expected {} columns, found {}", TRACE_HEADER.len(), record.len()),
+                format!(
+                    "expected {} columns, found {}",
+                    TRACE_HEADER.len(),
+                    record.len()
+                ),
             ));
         }
         let time_s: f64 = record[0]
             .trim()
             .parse()
             .map_err(|_| err(line, "time_s", format!("not a number: `{}`", &record[0])))?;
-        if !time_s.is_finite() || time_s < 0.0 || time_s > MAX_TRACE_TIME_S {
+        if !(0.0..=MAX_TRACE_TIME_S).contains(&time_s) {
             return Err(err(
                 line,
                 "time_s",
@@ -187,13 +193,20 @@ pub fn parse_trace<R: Read>(
             err(
                 line,
                 "kind",
-                format!("unknown kind `{}` (one of {})", &record[1], names.join(", ")),
+                format!(
+                    "unknown kind `{}` (one of {})",
+                    &record[1],
+                    names.join(", ")
+                ),
             )
         })?;
-        let key: u64 = record[2]
-            .trim()
-            .parse()
-            .map_err(|_| err(line, "key", format!("not an unsigned integer: `{}`", &record[2])))?;
+        let key: u64 = record[2].trim().parse().map_err(|_| {
+            err(
+                line,
+                "key",
+                format!("not an unsigned integer: `{}`", &record[2]),
+            )
+        })?;
         let size_bytes: u64 = record[3].trim().parse().map_err(|_| {
             err(
                 line,
@@ -245,7 +258,11 @@ pub(crate) fn read_trace_file(
         path: path.to_string(),
         message: e.to_string(),
     })?;
-    Ok(parse_trace(std::io::BufReader::new(file), time_scale, max_rows)?)
+    Ok(parse_trace(
+        std::io::BufReader::new(file),
+        time_scale,
+        max_rows,
+    )?)
 }
 
 #[cfg(test)]
@@ -263,8 +280,18 @@ mod tests {
         assert_eq!(
             rows,
             vec![
-                TraceRow { time_ns: 500_000_000, kind: WorkloadKind::Imaging, key: 7, size_bytes: 1000 },
-                TraceRow { time_ns: 1_250_000_000, kind: WorkloadKind::Supply, key: 3, size_bytes: 0 },
+                TraceRow {
+                    time_ns: 500_000_000,
+                    kind: WorkloadKind::Imaging,
+                    key: 7,
+                    size_bytes: 1000
+                },
+                TraceRow {
+                    time_ns: 1_250_000_000,
+                    kind: WorkloadKind::Supply,
+                    key: 3,
+                    size_bytes: 0
+                },
             ]
         );
     }
@@ -273,23 +300,39 @@ mod tests {
     fn bad_rows_name_line_and_column() {
         let h = "time_s,kind,key,size_bytes\n";
         let cases = [
-            (format!("{h}0.1,imaging,7,1\nabc,imaging,7,1\n"), 3, "time_s"),
+            (
+                format!("{h}0.1,imaging,7,1\nabc,imaging,7,1\n"),
+                3,
+                "time_s",
+            ),
             (format!("{h}0.1,teleport,7,1\n"), 2, "kind"),
             (format!("{h}0.1,imaging,-7,1\n"), 2, "key"),
             (format!("{h}0.1,imaging,7,1.5\n"), 2, "size_bytes"),
             (format!("{h}0.1,imaging,7\n"), 2, "row"),
-            (format!("{h}0.2,imaging,7,1\n0.1,imaging,7,1\n"), 3, "time_s"),
+            (
+                format!("{h}0.2,imaging,7,1\n0.1,imaging,7,1\n"),
+                3,
+                "time_s",
+            ),
             (format!("{h}-1,imaging,7,1\n"), 2, "time_s"),
             (format!("{h}inf,imaging,7,1\n"), 2, "time_s"),
-            ("time,kind,key,size\n0.1,imaging,7,1\n".to_string(), 1, "row"),
+            (
+                "time,kind,key,size\n0.1,imaging,7,1\n".to_string(),
+                1,
+                "row",
+            ),
         ];
         for (text, line, column) in cases {
             let e = parse(&text).expect_err(&text);
             assert_eq!((e.line, e.column.as_str()), (line, column), "{text}: {e}");
             assert!(e.to_string().contains(&format!("line {line}")), "{e}");
         }
-        let e = parse_trace(format!("{h}0,supply,1,0\n0,supply,1,0\n").as_bytes(), 1.0, 1)
-            .expect_err("too many rows");
+        let e = parse_trace(
+            format!("{h}0,supply,1,0\n0,supply,1,0\n").as_bytes(),
+            1.0,
+            1,
+        )
+        .expect_err("too many rows");
         assert_eq!(e.line, 3);
     }
 }

@@ -17,7 +17,9 @@ fn defaults_are_valid_and_round_trip_through_toml() {
     let text = toml::to_string(&cfg).expect("serialise");
     let back: WorkloadConfig = toml::from_str(&text).expect("deserialise");
     assert_eq!(back, cfg);
-    ConsortiumConfig::default().validate().expect("defaults valid");
+    ConsortiumConfig::default()
+        .validate()
+        .expect("defaults valid");
 }
 
 #[test]
@@ -29,7 +31,10 @@ fn partial_sections_fill_defaults_and_enums_are_lowercase() {
     .expect("valid TOML");
     assert_eq!(cfg.imaging.mode, ImagingMode::Onchain);
     assert_eq!(cfg.imaging.ct_weight, 5.0);
-    assert_eq!(cfg.imaging.ct_max_bytes, WorkloadConfig::default().imaging.ct_max_bytes);
+    assert_eq!(
+        cfg.imaging.ct_max_bytes,
+        WorkloadConfig::default().imaging.ct_max_bytes
+    );
     assert_eq!(cfg.arrival.process, ArrivalKind::Diurnal);
     assert_eq!(cfg.claims.denial_rate, 0.3);
     assert_eq!(cfg.hospital, WorkloadConfig::default().hospital);
@@ -39,11 +44,24 @@ fn partial_sections_fill_defaults_and_enums_are_lowercase() {
 
 #[test]
 fn validation_errors_name_the_field() {
-    let cases: Vec<(Box<dyn Fn(&mut WorkloadConfig)>, &str)> = vec![
-        (Box::new(|c| c.claims.denial_rate = 1.5), "claims.denial_rate"),
-        (Box::new(|c| c.claims.fraud_fraction = -0.1), "claims.fraud_fraction"),
-        (Box::new(|c| c.hospital.read_write_ratio = f64::NAN), "hospital.read_write_ratio"),
-        (Box::new(|c| c.hospital.read_write_ratio = -1.0), "hospital.read_write_ratio"),
+    type Mutation = Box<dyn Fn(&mut WorkloadConfig)>;
+    let cases: Vec<(Mutation, &str)> = vec![
+        (
+            Box::new(|c| c.claims.denial_rate = 1.5),
+            "claims.denial_rate",
+        ),
+        (
+            Box::new(|c| c.claims.fraud_fraction = -0.1),
+            "claims.fraud_fraction",
+        ),
+        (
+            Box::new(|c| c.hospital.read_write_ratio = f64::NAN),
+            "hospital.read_write_ratio",
+        ),
+        (
+            Box::new(|c| c.hospital.read_write_ratio = -1.0),
+            "hospital.read_write_ratio",
+        ),
         (
             Box::new(|c| {
                 c.mix.hospital = 0.0;
@@ -58,23 +76,50 @@ fn validation_errors_name_the_field() {
             Box::new(|c| c.hospital.resource_size_bytes.patient = 0.0),
             "hospital.resource_size_bytes.patient",
         ),
-        (Box::new(|c| c.imaging.mr_max_bytes = 1), "imaging.mr_max_bytes"),
-        (Box::new(|c| c.supply_chain.max_hops = 1), "supply_chain.max_hops"),
-        (Box::new(|c| c.arrival.diurnal_profile[3] = -1.0), "arrival.diurnal_profile[3]"),
-        (Box::new(|c| c.arrival.start_hour = 24.0), "arrival.start_hour"),
-        (Box::new(|c| c.arrival.burst_low_rate_fraction = 2.0), "arrival.burst_low_rate_fraction"),
+        (
+            Box::new(|c| c.imaging.mr_max_bytes = 1),
+            "imaging.mr_max_bytes",
+        ),
+        (
+            Box::new(|c| c.supply_chain.max_hops = 1),
+            "supply_chain.max_hops",
+        ),
+        (
+            Box::new(|c| c.arrival.diurnal_profile[3] = -1.0),
+            "arrival.diurnal_profile[3]",
+        ),
+        (
+            Box::new(|c| c.arrival.start_hour = 24.0),
+            "arrival.start_hour",
+        ),
+        (
+            Box::new(|c| c.arrival.burst_low_rate_fraction = 2.0),
+            "arrival.burst_low_rate_fraction",
+        ),
         (
             Box::new(|c| {
                 c.arrival.process = ArrivalKind::Schedule;
                 c.arrival.schedule = vec![
-                    ScheduleSegment { start_s: 5.0, tps: 1.0 },
-                    ScheduleSegment { start_s: 5.0, tps: 2.0 },
+                    ScheduleSegment {
+                        start_s: 5.0,
+                        tps: 1.0,
+                    },
+                    ScheduleSegment {
+                        start_s: 5.0,
+                        tps: 2.0,
+                    },
                 ];
             }),
             "arrival.schedule[1].start_s",
         ),
-        (Box::new(|c| c.arrival.process = ArrivalKind::Schedule), "arrival.schedule"),
-        (Box::new(|c| c.claims.weekday_factors = [0.0; 7]), "claims.weekday_factors"),
+        (
+            Box::new(|c| c.arrival.process = ArrivalKind::Schedule),
+            "arrival.schedule",
+        ),
+        (
+            Box::new(|c| c.claims.weekday_factors = [0.0; 7]),
+            "claims.weekday_factors",
+        ),
         (Box::new(|c| c.max_pending_steps = 0), "max_pending_steps"),
     ];
     for (mutate, field) in cases {
@@ -96,10 +141,14 @@ fn generator_refuses_impossible_consortia_and_rates() {
         1,
     )
     .expect("valid");
-    let e = Generator::new(&WorkloadConfig::default(), &no_pharmacy, 10.0, 1).err().expect("refused");
+    let e = Generator::new(&WorkloadConfig::default(), &no_pharmacy, 10.0, 1)
+        .err()
+        .expect("refused");
     assert_eq!(field_of(e), "mix.supply_chain");
     let c = Consortium::new(&ConsortiumConfig::default(), 1).expect("valid");
-    let e = Generator::new(&WorkloadConfig::default(), &c, -5.0, 1).err().expect("refused");
+    let e = Generator::new(&WorkloadConfig::default(), &c, -5.0, 1)
+        .err()
+        .expect("refused");
     assert_eq!(field_of(e), "offered_tps");
     let e = Consortium::new(
         &ConsortiumConfig {
@@ -108,8 +157,7 @@ fn generator_refuses_impossible_consortia_and_rates() {
         },
         1,
     )
-    .err()
-    .expect("refused");
+    .expect_err("refused");
     assert_eq!(field_of(e), "consortium.coverage_mismatch_fraction");
     let e = Consortium::new(
         &ConsortiumConfig {
@@ -118,8 +166,7 @@ fn generator_refuses_impossible_consortia_and_rates() {
         },
         1,
     )
-    .err()
-    .expect("refused");
+    .expect_err("refused");
     assert_eq!(field_of(e), "consortium.regions");
 }
 
@@ -132,7 +179,10 @@ fn consortium_spec_is_genesis_ready() {
     for (i, o) in spec.orgs.iter().enumerate() {
         assert_eq!(o.id.0, i as u64);
         assert!(cfg.regions.contains(&o.region));
-        assert_eq!(o.claim_limit_cents.is_some(), o.kind == ledger_core::types::OrgKind::Insurer);
+        assert_eq!(
+            o.claim_limit_cents.is_some(),
+            o.kind == ledger_core::types::OrgKind::Insurer
+        );
     }
     let mismatched = (0..cfg.patients as u64)
         .filter(|p| {

@@ -1,7 +1,7 @@
 //! Statistical and behavioural tests of the workload generator.
 
-use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use ledger_core::types::{OrgKind, SupplyEventKind, Tx};
 use workloads::config::{ArrivalKind, ImagingMode, MixConfig};
@@ -42,7 +42,9 @@ fn consortium(patients: u32) -> Consortium {
 }
 
 fn take(g: &mut Generator, n: usize) -> Vec<TxRequest> {
-    (0..n).map(|_| g.next_request().expect("unbounded arrivals")).collect()
+    (0..n)
+        .map(|_| g.next_request().expect("unbounded arrivals"))
+        .collect()
 }
 
 #[test]
@@ -58,7 +60,9 @@ fn write_sizes_match_configured_means_and_read_write_ratio() {
     for r in take(&mut g, 1_000_000) {
         match r.tx {
             Tx::RecordWrite {
-                resource, size_bytes, ..
+                resource,
+                size_bytes,
+                ..
             } => {
                 writes += 1;
                 let e = sums.entry(format!("{resource:?}")).or_default();
@@ -83,7 +87,10 @@ fn write_sizes_match_configured_means_and_read_write_ratio() {
         let (sum, n) = sums[name];
         // Lognormal sigma 0.5: CV 0.53; with n >= ~1,000 writes the mean is within 5%.
         let got = sum / n;
-        assert!((got / mean - 1.0).abs() < 0.05, "{name}: mean {got} vs {mean} (n {n})");
+        assert!(
+            (got / mean - 1.0).abs() < 0.05,
+            "{name}: mean {got} vs {mean} (n {n})"
+        );
     }
     let ratio = reads as f64 / writes as f64;
     // The first access of a patient without records is a write; at 10k patients and
@@ -159,9 +166,18 @@ fn same_seed_same_sequence_different_seed_differs() {
         ..WorkloadConfig::default()
     };
     let c = consortium(5_000);
-    let a = take(&mut Generator::new(&cfg, &c, 100.0, 9).expect("valid"), 20_000);
-    let b = take(&mut Generator::new(&cfg, &c, 100.0, 9).expect("valid"), 20_000);
-    let d = take(&mut Generator::new(&cfg, &c, 100.0, 10).expect("valid"), 20_000);
+    let a = take(
+        &mut Generator::new(&cfg, &c, 100.0, 9).expect("valid"),
+        20_000,
+    );
+    let b = take(
+        &mut Generator::new(&cfg, &c, 100.0, 9).expect("valid"),
+        20_000,
+    );
+    let d = take(
+        &mut Generator::new(&cfg, &c, 100.0, 10).expect("valid"),
+        20_000,
+    );
     assert_eq!(a, b);
     assert_ne!(a, d);
 }
@@ -208,9 +224,15 @@ fn imaging_payload_onchain_vs_anchor() {
         mix: only("imaging"),
         ..WorkloadConfig::default()
     };
-    let anchor = take(&mut Generator::new(&cfg, &c, 10.0, 5).expect("valid"), 20_000);
+    let anchor = take(
+        &mut Generator::new(&cfg, &c, 10.0, 5).expect("valid"),
+        20_000,
+    );
     cfg.imaging.mode = ImagingMode::Onchain;
-    let onchain = take(&mut Generator::new(&cfg, &c, 10.0, 5).expect("valid"), 20_000);
+    let onchain = take(
+        &mut Generator::new(&cfg, &c, 10.0, 5).expect("valid"),
+        20_000,
+    );
     let mut ct = (0.0, 0.0);
     for (a, o) in anchor.iter().zip(&onchain) {
         assert_eq!(a.tx, o.tx, "mode must not change the transaction");
@@ -225,9 +247,15 @@ fn imaging_payload_onchain_vs_anchor() {
             panic!("not imaging: {:?}", o.tx)
         };
         assert_eq!(o.payload_bytes, size_bytes);
-        assert_eq!(chunk_count as u64, size_bytes.div_ceil(cfg.imaging.chunk_size_bytes));
+        assert_eq!(
+            chunk_count as u64,
+            size_bytes.div_ceil(cfg.imaging.chunk_size_bytes)
+        );
         if modality == ledger_core::types::Modality::Ct {
-            assert!((150_000_000..=1_000_000_000).contains(&size_bytes), "{size_bytes}");
+            assert!(
+                (150_000_000..=1_000_000_000).contains(&size_bytes),
+                "{size_bytes}"
+            );
             ct.0 += size_bytes as f64;
             ct.1 += 1.0;
         }
@@ -236,7 +264,10 @@ fn imaging_payload_onchain_vs_anchor() {
     let (a, b) = (150e6_f64, 1e9_f64);
     let expected = (b - a) / (b / a).ln();
     let got = ct.0 / ct.1;
-    assert!((got / expected - 1.0).abs() < 0.03, "CT mean {got} vs {expected}");
+    assert!(
+        (got / expected - 1.0).abs() < 0.03,
+        "CT mean {got} vs {expected}"
+    );
 }
 
 #[test]
@@ -248,7 +279,8 @@ fn claims_flow_is_ordered_and_denials_match() {
     let c = consortium(5_000);
     let mut g = Generator::new(&cfg, &c, 200.0, 6).expect("valid");
     // claim -> (submit time, amount, adjudicated (time, approved), paid)
-    let mut claims: BTreeMap<u64, (u64, u64, Option<(u64, u64)>, bool)> = BTreeMap::new();
+    type ClaimSeen = (u64, u64, Option<(u64, u64)>, bool);
+    let mut claims: BTreeMap<u64, ClaimSeen> = BTreeMap::new();
     let (mut adjudicated, mut denied) = (0u64, 0u64);
     for r in take(&mut g, 60_000) {
         match r.tx {
@@ -261,14 +293,18 @@ fn claims_flow_is_ordered_and_denials_match() {
             } => {
                 assert_ne!(provider, payer);
                 assert_eq!(c.orgs()[payer.0 as usize].kind, OrgKind::Insurer);
-                assert!(claims.insert(claim.0, (r.at_ns, amount_cents, None, false)).is_none());
+                assert!(claims
+                    .insert(claim.0, (r.at_ns, amount_cents, None, false))
+                    .is_none());
             }
             Tx::ClaimAdjudicate {
                 claim,
                 approved_cents,
                 ..
             } => {
-                let e = claims.get_mut(&claim.0).expect("adjudication before submission");
+                let e = claims
+                    .get_mut(&claim.0)
+                    .expect("adjudication before submission");
                 assert!(r.at_ns >= e.0, "adjudicated before submitted");
                 assert!(e.2.is_none(), "adjudicated twice");
                 assert!(approved_cents == 0 || approved_cents == e.1);
@@ -325,7 +361,10 @@ fn supply_chain_events_follow_the_state_machine() {
             panic!("non-supply tx")
         };
         let p = pkgs.entry(package.0).or_default();
-        assert!(!p.dispensed && !p.quarantined, "event after the end: {event:?}");
+        assert!(
+            !p.dispensed && !p.quarantined,
+            "event after the end: {event:?}"
+        );
         p.events += 1;
         match event {
             SupplyEventKind::Commission { .. } => {
@@ -339,7 +378,11 @@ fn supply_chain_events_follow_the_state_machine() {
                 p.in_transit_to = Some(to.0);
             }
             SupplyEventKind::Receive => {
-                assert_eq!(p.in_transit_to.take(), Some(actor.0), "receive by non-addressee");
+                assert_eq!(
+                    p.in_transit_to.take(),
+                    Some(actor.0),
+                    "receive by non-addressee"
+                );
                 p.holder = Some(actor.0);
             }
             SupplyEventKind::Dispense { .. } => {
@@ -416,12 +459,16 @@ fn trace_round_trip_and_example_file() {
         ..WorkloadConfig::default()
     };
     let c = consortium(2_000);
-    let reqs = take(&mut Generator::new(&cfg, &c, 100.0, 12).expect("valid"), 3_000);
+    let reqs = take(
+        &mut Generator::new(&cfg, &c, 100.0, 12).expect("valid"),
+        3_000,
+    );
     let rows: Vec<TraceRow> = reqs.iter().map(TraceRow::from_request).collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("t.csv");
     write_trace(std::fs::File::create(&path).expect("create"), &rows).expect("write");
-    let parsed = parse_trace(std::fs::File::open(&path).expect("open"), 1.0, 10_000).expect("parse");
+    let parsed =
+        parse_trace(std::fs::File::open(&path).expect("open"), 1.0, 10_000).expect("parse");
     assert_eq!(parsed, rows);
 
     let replay_cfg = WorkloadConfig {
@@ -439,7 +486,10 @@ fn trace_round_trip_and_example_file() {
     assert_eq!(replayed, rows);
 
     // The committed example trace parses and replays.
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/traces/example.csv");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/traces/example.csv"
+    );
     let ex_cfg = WorkloadConfig {
         trace: Some(TraceConfig {
             path: example.to_string(),
@@ -462,6 +512,8 @@ fn trace_round_trip_and_example_file() {
         }),
         ..WorkloadConfig::default()
     };
-    let e = Generator::new(&bad, &c, 0.0, 1).err().expect("missing file");
+    let e = Generator::new(&bad, &c, 0.0, 1)
+        .err()
+        .expect("missing file");
     assert!(e.to_string().contains("/nonexistent/trace.csv"), "{e}");
 }

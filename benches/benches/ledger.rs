@@ -1,0 +1,263 @@
+//! ledger-core benches: tx ids, Merkle roots, block application, state-root updates,
+//! cross-shard commit, parallel apply across shards, log verification.
+
+#![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use benches::ledger_fixtures::{genesis, MixGen};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use ledger_core::state::{Key, State, Value};
+use ledger_core::types::{Hash32, OrgId, Tx};
+use ledger_core::{shards_of, Coordinator, Ledger, LedgerConfig, ShardOp};
+
+const PATIENTS: u64 = 100_000;
+
+fn quick(c: &mut Criterion) -> &mut Criterion {
+    c
+}
+
+fn tx_ids(c: &mut Criterion) {
+    let txs = MixGen::new(PATIENTS).txs(1024);
+    let mut g = quick(c).benchmark_group("ledger/tx_id");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    g.throughput(Throughput::Elements(txs.len() as u64));
+    g.bench_function("encode+blake3 x1024", |b| {
+        b.iter(|| {
+            let mut acc = 0u8;
+            for tx in &txs {
+                acc ^= tx.id()[0];
+            }
+            black_box(acc)
+        })
+    });
+    g.finish();
+}
+
+fn merkle(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ledger/merkle");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    for n in [1usize << 10, 1 << 14, 1 << 16] {
+        let leaves: Vec<Hash32> = (0..n as u64)
+            .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("root", n), &leaves, |b, l| {
+            b.iter(|| black_box(ledger_core::merkle::root(l)))
+        });
+        g.bench_with_input(
+            BenchmarkId::new("raw_blake3_same_bytes", n),
+            &leaves,
+            |b, l| b.iter(|| black_box(*blake3::hash(l.as_flattened()).as_bytes())),
+        );
+    }
+    g.finish();
+}
+
+fn apply_block(c: &mut Criterion) {
+    let gen = genesis();
+    let mut g = c.benchmark_group("ledger/apply_block");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(4096));
+    let mut ledger = Ledger::with_config(
+        &gen,
+        1,
+        LedgerConfig {
+            log_max_bytes: None,
+        },
+    );
+    let mut mix = MixGen::new(PATIENTS);
+    // Warm the state so accesses and adjudications find their targets.
+    for t in 0..8 {
+        let ops = mix.txs(4096).into_iter().map(ShardOp::Tx).collect();
+        ledger.shards[0].apply_block(ops, t);
+    }
+    let mut t = 100;
+    g.bench_function("4096 mixed ops, 1 thread", |b| {
+        b.iter_batched(
+            || {
+                mix.txs(4096)
+                    .into_iter()
+                    .map(ShardOp::Tx)
+                    .collect::<Vec<_>>()
+            },
+            |ops| {
+                t += 1;
+                black_box(ledger.shards[0].apply_block(ops, t))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn state_root(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ledger/state_root");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    let mut st = State::new();
+    for i in 0..1_000_000u64 {
+        st.put(Key::Account(OrgId(i)), Value::Balance(i));
+    }
+    g.throughput(Throughput::Elements(4096));
+    let mut round = 0u64;
+    g.bench_function("4096 writes into 1M keys + root", |b| {
+        b.iter(|| {
+            round += 1;
+            for i in 0..4096u64 {
+                st.put(
+                    Key::Account(OrgId((i * 7919 + round * 4096) % 1_000_000)),
+                    Value::Balance(round + i),
+                );
+            }
+            black_box(st.root())
+        })
+    });
+    g.finish();
+}
+
+fn cross_shard(c: &mut Criterion) {
+    let gen = genesis();
+    let mut g = c.benchmark_group("ledger/cross_shard");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    let mut ledger = Ledger::with_config(
+        &gen,
+        4,
+        LedgerConfig {
+            log_max_bytes: None,
+        },
+    );
+    let mut co = Coordinator::new(1);
+    // Payments between distinct (from, to) hospital pairs on different shards: no lock conflicts.
+    let mut pairs = Vec::new();
+    for f in 1..=8u64 {
+        for t in 1..=8u64 {
+            let tx = Tx::Payment {
+                from: OrgId(f),
+                to: OrgId(t),
+                amount_cents: 1,
+            };
+            if f != t
+                && shards_of(&tx, 4).is_cross_shard()
+                && !pairs
+                    .iter()
+                    .any(|&(a, b)| a == f || b == t || a == t || b == f)
+            {
+                pairs.push((f, t));
+            }
+        }
+    }
+    let txs: Vec<Tx> = pairs
+        .iter()
+        .map(|&(f, t)| Tx::Payment {
+            from: OrgId(f),
+            to: OrgId(t),
+            amount_cents: 1,
+        })
+        .collect();
+    g.throughput(Throughput::Elements(txs.len() as u64));
+    let mut t = 0;
+    g.bench_function(format!("prepare+commit x{} (4 shards)", txs.len()), |b| {
+        b.iter(|| {
+            t += 1;
+            black_box(co.run_round(&mut ledger, &txs, t))
+        })
+    });
+    g.finish();
+}
+
+fn parallel_apply(c: &mut Criterion) {
+    let gen = genesis();
+    let mut g = c.benchmark_group("ledger/parallel_apply");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    for shards in [1u32, 2, 4, 8] {
+        let mut ledger = Ledger::with_config(
+            &gen,
+            shards,
+            LedgerConfig {
+                log_max_bytes: None,
+            },
+        );
+        let mut mix = MixGen::new(PATIENTS);
+        let per_shard_target = 4096usize;
+        let mut make = move || {
+            let mut per: Vec<Vec<ShardOp>> = vec![Vec::new(); shards as usize];
+            while per.iter().any(|v| v.len() < per_shard_target) {
+                for tx in mix.txs(1024) {
+                    let set = shards_of(&tx, shards);
+                    if !set.is_cross_shard() {
+                        let s = set.as_slice()[0].0 as usize;
+                        if per[s].len() < per_shard_target {
+                            per[s].push(ShardOp::Tx(tx));
+                        }
+                    }
+                }
+            }
+            per
+        };
+        g.throughput(Throughput::Elements(
+            per_shard_target as u64 * shards as u64,
+        ));
+        let mut t = 0;
+        g.bench_function(BenchmarkId::new("4096 ops per shard", shards), |b| {
+            b.iter_batched(
+                &mut make,
+                |per| {
+                    t += 1;
+                    black_box(ledger.apply_blocks_parallel(per, t))
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn verify(c: &mut Criterion) {
+    let gen = genesis();
+    let mut ledger = Ledger::new(&gen, 4);
+    let mut co = Coordinator::new(1);
+    let mut mix = MixGen::new(PATIENTS);
+    for t in 0..16 {
+        let txs = mix.txs(4096);
+        co.run_round(&mut ledger, &txs, t);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    ledger_core::log::export(&ledger, dir.path()).expect("export");
+    let bytes = ledger_core::log::verify_dir(dir.path())
+        .expect("verifies")
+        .bytes;
+    let mut g = c.benchmark_group("ledger/verify");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_millis(500));
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function(format!("verify_dir {} KiB, 4 shards", bytes / 1024), |b| {
+        b.iter(|| black_box(ledger_core::log::verify_dir(dir.path()).expect("verifies")))
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    tx_ids,
+    merkle,
+    apply_block,
+    state_root,
+    cross_shard,
+    parallel_apply,
+    verify
+);
+criterion_main!(benches);
