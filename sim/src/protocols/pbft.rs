@@ -746,9 +746,14 @@ impl PbftReplica {
         if let Some(t) = self.batch_timer.take() {
             ctx.cancel_timer(t);
         }
+        // Waiting for the batch timeout (not for the window: an execution
+        // re-runs this).
+        let window_open = self.next_seq <= self.last_exec + self.window && self.in_watermarks(self.next_seq);
         if let Some(&(_, at)) = self.pending.front() {
             let due = (at + self.batch_timeout_ns).saturating_sub(ctx.now());
-            self.batch_timer = Some(ctx.set_timer(due.max(1), PbftTimer::Batch));
+            if window_open && due > 0 {
+                self.batch_timer = Some(ctx.set_timer(due, PbftTimer::Batch));
+            }
         }
     }
 
