@@ -277,8 +277,12 @@ pub enum PbftMsg {
 impl Message for PbftMsg {
     fn size_bytes(&self) -> u64 {
         match self {
-            PbftMsg::Forward { size_bytes, .. } | PbftMsg::PrePrepare { size_bytes, .. } => *size_bytes,
-            PbftMsg::Prepare { .. } | PbftMsg::Commit { .. } | PbftMsg::Checkpoint { .. } => VOTE_BYTES,
+            PbftMsg::Forward { size_bytes, .. } | PbftMsg::PrePrepare { size_bytes, .. } => {
+                *size_bytes
+            }
+            PbftMsg::Prepare { .. } | PbftMsg::Commit { .. } | PbftMsg::Checkpoint { .. } => {
+                VOTE_BYTES
+            }
             PbftMsg::ViewChange(m) => m.size_bytes,
             PbftMsg::NewView(m) => m.size_bytes,
             PbftMsg::StateRequest { .. } => HEADER_BYTES + SIG_BYTES,
@@ -355,14 +359,22 @@ impl Protocol for Pbft {
         if params.checkpoint_interval == 0 {
             return Err(bad("checkpoint_interval", "must be at least 1".into()));
         }
-        if params.watermark_window < params.checkpoint_interval || params.watermark_window > MAX_LOG_SLOTS {
+        if params.watermark_window < params.checkpoint_interval
+            || params.watermark_window > MAX_LOG_SLOTS
+        {
             return Err(bad(
                 "watermark_window",
-                format!("must be in checkpoint_interval..={MAX_LOG_SLOTS}, got {}", params.watermark_window),
+                format!(
+                    "must be in checkpoint_interval..={MAX_LOG_SLOTS}, got {}",
+                    params.watermark_window
+                ),
             ));
         }
         if params.pipeline_window == 0 || params.pipeline_window > params.watermark_window {
-            return Err(bad("pipeline_window", "must be in 1..=watermark_window".into()));
+            return Err(bad(
+                "pipeline_window",
+                "must be in 1..=watermark_window".into(),
+            ));
         }
         if params.forward_batch_max == 0 {
             return Err(bad("forward_batch_max", "must be at least 1".into()));
@@ -378,7 +390,10 @@ impl Protocol for Pbft {
             }
         }
         if params.request_timeout_ms <= 0.0 || params.view_change_timeout_ms <= 0.0 {
-            return Err(bad("request_timeout_ms", "timeouts must be positive".into()));
+            return Err(bad(
+                "request_timeout_ms",
+                "timeouts must be positive".into(),
+            ));
         }
         Ok(Pbft {
             params,
@@ -495,7 +510,10 @@ fn add_vote(votes: &mut Vec<Vote>, cap: usize, v: Vote) -> bool {
 }
 
 fn count_matching(votes: &[Vote], view: u64, block: BlockRef) -> usize {
-    votes.iter().filter(|x| x.view == view && x.block == block).count()
+    votes
+        .iter()
+        .filter(|x| x.view == view && x.block == block)
+        .count()
 }
 
 /// One PBFT replica.
@@ -583,7 +601,9 @@ fn compute_o(vcs: &[Arc<ViewChangeMsg>], l: u64) -> (u64, Vec<(u64, Option<Block
         }
     }
     let max_s = best.keys().next_back().copied().unwrap_or(min_s);
-    let entries = (min_s + 1..=max_s).map(|s| (s, best.get(&s).map(|&(_, b)| b))).collect();
+    let entries = (min_s + 1..=max_s)
+        .map(|s| (s, best.get(&s).map(|&(_, b)| b)))
+        .collect();
     (min_s, entries)
 }
 
@@ -635,7 +655,10 @@ impl PbftReplica {
     }
 
     fn silent(ctx: &C<'_>) -> bool {
-        matches!(ctx.byzantine(), Some(ByzantineBehaviour::Silent | ByzantineBehaviour::SelfishMine))
+        matches!(
+            ctx.byzantine(),
+            Some(ByzantineBehaviour::Silent | ByzantineBehaviour::SelfishMine)
+        )
     }
 
     fn slot(&mut self, seq: u64) -> &mut Slot {
@@ -735,7 +758,8 @@ impl PbftReplica {
                 n += 1;
                 bytes += sz;
             }
-            let full = n < self.pending.len() || n >= self.block_max_tx || bytes >= self.block_max_bytes;
+            let full =
+                n < self.pending.len() || n >= self.block_max_tx || bytes >= self.block_max_bytes;
             let oldest = self.pending.front().map_or(0, |p| p.1);
             if !full && ctx.now() < oldest + self.batch_timeout_ns {
                 break;
@@ -748,7 +772,8 @@ impl PbftReplica {
         }
         // Waiting for the batch timeout (not for the window: an execution
         // re-runs this).
-        let window_open = self.next_seq <= self.last_exec + self.window && self.in_watermarks(self.next_seq);
+        let window_open =
+            self.next_seq <= self.last_exec + self.window && self.in_watermarks(self.next_seq);
         if let Some(&(_, at)) = self.pending.front() {
             let due = (at + self.batch_timeout_ns).saturating_sub(ctx.now());
             if window_open && due > 0 {
@@ -802,7 +827,14 @@ impl PbftReplica {
                     let b = if i % 2 == 0 { block } else { other };
                     let d = if i % 2 == 0 { digest } else { d2 };
                     ctx.send(to, pp(b, d));
-                    ctx.send(to, PbftMsg::Commit { view, seq, block: b });
+                    ctx.send(
+                        to,
+                        PbftMsg::Commit {
+                            view,
+                            seq,
+                            block: b,
+                        },
+                    );
                     i += 1;
                 }
             }
@@ -816,9 +848,17 @@ impl PbftReplica {
     fn send_vote(&mut self, ctx: &mut C<'_>, commit: bool, view: u64, seq: u64, block: BlockRef) {
         let mk = |b: BlockRef| {
             if commit {
-                PbftMsg::Commit { view, seq, block: b }
+                PbftMsg::Commit {
+                    view,
+                    seq,
+                    block: b,
+                }
             } else {
-                PbftMsg::Prepare { view, seq, block: b }
+                PbftMsg::Prepare {
+                    view,
+                    seq,
+                    block: b,
+                }
             }
         };
         match Self::byz(ctx) {
@@ -863,7 +903,15 @@ impl PbftReplica {
         slot.pp = Some((view, block));
         let send = me != primary;
         if send {
-            add_vote(&mut slot.prepares, cap, Vote { from: me, view, block });
+            add_vote(
+                &mut slot.prepares,
+                cap,
+                Vote {
+                    from: me,
+                    view,
+                    block,
+                },
+            );
         }
         self.note_log_len();
         if send {
@@ -892,7 +940,15 @@ impl PbftReplica {
         }
         slot.prepared = Some((v, b));
         slot.sent_commit = Some(v);
-        add_vote(&mut slot.commits, cap, Vote { from: me, view: v, block: b });
+        add_vote(
+            &mut slot.commits,
+            cap,
+            Vote {
+                from: me,
+                view: v,
+                block: b,
+            },
+        );
         self.send_vote(ctx, true, v, seq, b);
         self.check_committed(ctx, seq);
     }
@@ -984,8 +1040,13 @@ impl PbftReplica {
     }
 
     fn behind(&self) -> bool {
-        self.log.range(self.last_exec + 1..).any(|(_, s)| s.committed.is_some())
-            || self.checkpoints.iter().any(|(&s, v)| s > self.last_exec && v.len() >= self.q)
+        self.log
+            .range(self.last_exec + 1..)
+            .any(|(_, s)| s.committed.is_some())
+            || self
+                .checkpoints
+                .iter()
+                .any(|(&s, v)| s > self.last_exec && v.len() >= self.q)
     }
 
     // ----- checkpoints ---------------------------------------------------------
@@ -994,7 +1055,8 @@ impl PbftReplica {
         if seq <= self.h {
             return;
         }
-        if !self.checkpoints.contains_key(&seq) && self.checkpoints.len() >= MAX_PENDING_CHECKPOINTS {
+        if !self.checkpoints.contains_key(&seq) && self.checkpoints.len() >= MAX_PENDING_CHECKPOINTS
+        {
             // Keep the highest ones: they tell a lagging replica how far behind it is.
             let lowest = *self.checkpoints.keys().next().expect("non-empty map");
             if lowest > seq {
@@ -1049,9 +1111,13 @@ impl PbftReplica {
             return;
         }
         self.vc_target = Some(new_view);
-        for t in [self.batch_timer.take(), self.req_timer.take(), self.vc_timer.take()]
-            .into_iter()
-            .flatten()
+        for t in [
+            self.batch_timer.take(),
+            self.req_timer.take(),
+            self.vc_timer.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             ctx.cancel_timer(t);
         }
@@ -1064,7 +1130,8 @@ impl PbftReplica {
         let size_bytes = HEADER_BYTES
             + SIG_BYTES
             + q * VOTE_BYTES
-            + prepared.len() as u64 * (HEADER_BYTES + DIGEST_BYTES + SIG_BYTES + (q - 1) * VOTE_BYTES);
+            + prepared.len() as u64
+                * (HEADER_BYTES + DIGEST_BYTES + SIG_BYTES + (q - 1) * VOTE_BYTES);
         let vc = Arc::new(ViewChangeMsg {
             new_view,
             from: self.me,
@@ -1079,7 +1146,10 @@ impl PbftReplica {
             ctx.broadcast(PbftMsg::ViewChange(vc));
         }
         let backoff = 1u64 << self.vc_attempts.min(MAX_BACKOFF_EXP);
-        self.vc_timer = Some(ctx.set_timer(self.vc_timeout_ns * backoff, PbftTimer::ViewChange(new_view)));
+        self.vc_timer = Some(ctx.set_timer(
+            self.vc_timeout_ns * backoff,
+            PbftTimer::ViewChange(new_view),
+        ));
         self.maybe_send_new_view(ctx, new_view);
     }
 
@@ -1114,7 +1184,7 @@ impl PbftReplica {
             }
         }
         if senders.len() > self.f {
-            senders.sort_by(|a, b| b.1.cmp(&a.1));
+            senders.sort_by_key(|s| std::cmp::Reverse(s.1));
             let join = senders[self.f].1;
             if self.vc_target.is_none_or(|t| t < join) {
                 self.start_view_change(ctx, join);
@@ -1165,7 +1235,10 @@ impl PbftReplica {
         from.sort_unstable();
         from.dedup();
         if from.len() < self.q
-            || nv.vcs.iter().any(|x| x.new_view != nv.view || !self.committee.contains(&x.from))
+            || nv
+                .vcs
+                .iter()
+                .any(|x| x.new_view != nv.view || !self.committee.contains(&x.from))
         {
             return false;
         }
@@ -1210,7 +1283,10 @@ impl PbftReplica {
         let max_s = nv.o.last().map_or(min_s, |x| x.0);
         // Keep the view-change timer running until something executes in this view.
         let backoff = 1u64 << self.vc_attempts.min(MAX_BACKOFF_EXP);
-        self.vc_timer = Some(ctx.set_timer(self.vc_timeout_ns * backoff, PbftTimer::ViewChange(self.view)));
+        self.vc_timer = Some(ctx.set_timer(
+            self.vc_timeout_ns * backoff,
+            PbftTimer::ViewChange(self.view),
+        ));
         self.vc_attempts += 1;
         for &(seq, b) in &nv.o {
             self.accept_pre_prepare(ctx, self.view, seq, b);
@@ -1227,7 +1303,9 @@ impl PbftReplica {
             }
         }
         let o_txs: FxHashSet<u32> =
-            nv.o.iter().flat_map(|&(_, b)| ctx.block_txs(b).iter().map(|t| t.id)).collect();
+            nv.o.iter()
+                .flat_map(|&(_, b)| ctx.block_txs(b).iter().map(|t| t.id))
+                .collect();
         if self.is_primary() {
             self.next_seq = max_s.max(self.h) + 1;
             self.queued.clear();
@@ -1260,7 +1338,12 @@ impl PbftReplica {
                 }
             }
             // Re-forward what the old primary did not get executed.
-            let mut again: Vec<TxRef> = self.waiting.values().copied().filter(|t| !o_txs.contains(&t.id)).collect();
+            let mut again: Vec<TxRef> = self
+                .waiting
+                .values()
+                .copied()
+                .filter(|t| !o_txs.contains(&t.id))
+                .collect();
             again.sort_unstable();
             let now = ctx.now();
             self.fwd_buf.clear();
@@ -1296,7 +1379,8 @@ impl PbftReplica {
     fn arm_catchup(&mut self, ctx: &mut C<'_>) {
         if self.catchup_timer.is_none() {
             self.catchup_mark = self.last_exec;
-            self.catchup_timer = Some(ctx.set_timer(self.state_delay_ns.max(1), PbftTimer::CatchUp));
+            self.catchup_timer =
+                Some(ctx.set_timer(self.state_delay_ns.max(1), PbftTimer::CatchUp));
         }
     }
 
@@ -1327,7 +1411,13 @@ impl PbftReplica {
         self.snapshots.clear();
     }
 
-    fn on_state_request(&mut self, ctx: &mut C<'_>, from: NodeId, from_seq: u64, body_server: NodeId) {
+    fn on_state_request(
+        &mut self,
+        ctx: &mut C<'_>,
+        from: NodeId,
+        from_seq: u64,
+        body_server: NodeId,
+    ) {
         ctx.charge_verify(1);
         if Self::silent(ctx) {
             return;
@@ -1337,7 +1427,12 @@ impl PbftReplica {
         if let Some(&(first, _)) = self.history.front() {
             if from_seq >= first {
                 let start = (from_seq - first) as usize;
-                for &(s, b) in self.history.iter().skip(start).take(MAX_STATE_REPLY_BLOCKS as usize) {
+                for &(s, b) in self
+                    .history
+                    .iter()
+                    .skip(start)
+                    .take(MAX_STATE_REPLY_BLOCKS as usize)
+                {
                     entries.push((s, b));
                     if body_server == self.me {
                         body_bytes += ctx.block_size_bytes(b);
@@ -1390,8 +1485,12 @@ impl PbftReplica {
                 v.push((from, b));
             }
         }
-        if r.snapshot_seq > self.last_exec && !self.snapshots.iter().any(|x| x.0 == from) && self.snapshots.len() < self.n {
-            self.snapshots.push((from, r.snapshot_seq, r.snapshot_digest));
+        if r.snapshot_seq > self.last_exec
+            && !self.snapshots.iter().any(|x| x.0 == from)
+            && self.snapshots.len() < self.n
+        {
+            self.snapshots
+                .push((from, r.snapshot_seq, r.snapshot_digest));
         }
         let mut progressed = false;
         loop {
@@ -1418,7 +1517,11 @@ impl PbftReplica {
         if !self.vouch.contains_key(&(self.last_exec + 1)) {
             let mut best: Option<(u64, [u8; 32])> = None;
             for &(_, s, d) in &self.snapshots {
-                let c = self.snapshots.iter().filter(|x| x.1 == s && x.2 == d).count();
+                let c = self
+                    .snapshots
+                    .iter()
+                    .filter(|x| x.1 == s && x.2 == d)
+                    .count();
                 if c > self.f && s > self.last_exec && best.is_none_or(|b| s > b.0) {
                     best = Some((s, d));
                 }
@@ -1463,7 +1566,9 @@ impl PbftReplica {
                     return;
                 }
                 if view > self.view || (view == self.view && self.nv_done < view) {
-                    if self.future_pp.len() < MAX_FUTURE_PRE_PREPARES && view <= self.view + MAX_VC_VIEWS_AHEAD {
+                    if self.future_pp.len() < MAX_FUTURE_PRE_PREPARES
+                        && view <= self.view + MAX_VC_VIEWS_AHEAD
+                    {
                         self.future_pp.push((
                             from,
                             PbftMsg::PrePrepare {
@@ -1485,11 +1590,18 @@ impl PbftReplica {
             }
             PbftMsg::Prepare { view, seq, block } => {
                 ctx.charge_verify(1);
-                if !self.in_watermarks(seq) || from == self.primary_of(view) || view + MAX_VOTE_VIEWS as u64 <= self.view {
+                if !self.in_watermarks(seq)
+                    || from == self.primary_of(view)
+                    || view + MAX_VOTE_VIEWS as u64 <= self.view
+                {
                     return;
                 }
                 let cap = self.vote_cap();
-                if add_vote(&mut self.slot(seq).prepares, cap, Vote { from, view, block }) {
+                if add_vote(
+                    &mut self.slot(seq).prepares,
+                    cap,
+                    Vote { from, view, block },
+                ) {
                     self.note_log_len();
                     self.check_prepared(ctx, seq);
                 }
@@ -1515,7 +1627,10 @@ impl PbftReplica {
             }
             PbftMsg::ViewChange(vc) => self.on_view_change(ctx, vc),
             PbftMsg::NewView(nv) => self.on_new_view(ctx, from, nv),
-            PbftMsg::StateRequest { from_seq, body_server } => self.on_state_request(ctx, from, from_seq, body_server),
+            PbftMsg::StateRequest {
+                from_seq,
+                body_server,
+            } => self.on_state_request(ctx, from, from_seq, body_server),
             PbftMsg::StateReply(r) => self.on_state_reply(ctx, from, r),
         }
     }
@@ -1586,7 +1701,10 @@ impl Replica for PbftReplica {
                 // Stuck: no new-view for v, or v installed but nothing executed
                 // while requests wait.
                 let stuck = self.vc_target == Some(v)
-                    || (self.vc_target.is_none() && self.view == v && self.vc_attempts > 0 && !self.waiting.is_empty());
+                    || (self.vc_target.is_none()
+                        && self.view == v
+                        && self.vc_attempts > 0
+                        && !self.waiting.is_empty());
                 if stuck {
                     self.vc_attempts += 1;
                     let next = v + 1;
@@ -1628,6 +1746,7 @@ impl Replica for PbftReplica {
             self.start_view_change(ctx, v);
         }
         self.request_state(ctx);
-        self.catchup_timer = Some(ctx.set_timer(4 * self.state_delay_ns.max(1), PbftTimer::CatchUp));
+        self.catchup_timer =
+            Some(ctx.set_timer(4 * self.state_delay_ns.max(1), PbftTimer::CatchUp));
     }
 }
