@@ -1,0 +1,1752 @@
+//! `pbft`: Practical Byzantine Fault Tolerance (Castro & Liskov, OSDI 1999 /
+//! TOCS 2002), one instance per shard.
+//!
+//! # Normal case
+//! The primary of view `v` is `committee[v mod n]`. It batches client
+//! transactions into blocks (`block_max_tx`, `block_max_bytes`,
+//! `batch_timeout_ms`) and sends `PRE-PREPARE(v, seq, digest, block)`; a backup
+//! accepts it if it is in view `v`, `h < seq <= h + L` (watermarks), the digest
+//! matches the block and it has no other pre-prepare for `(v, seq)`, then
+//! broadcasts `PREPARE`. A replica is *prepared* with the pre-prepare and `q - 1`
+//! matching prepares from distinct backups (its own included), then broadcasts
+//! `COMMIT`; with `q` matching commits the sequence number is committed and
+//! replicas execute (call `ctx.commit(seq, block)`) strictly in sequence order.
+//! Heights are sequence numbers: dense, from 1. Up to `pipeline_window`
+//! sequence numbers may be outstanding at the primary.
+//!
+//! # Quorums for any `n >= 4`
+//! `f = (n - 1) / 3` and `q = ceil((n + f + 1) / 2)`, which is `2f + 1` when
+//! `n = 3f + 1`; for other `n` (e.g. 5 or 6) it is the smallest quorum whose
+//! pairwise intersections still contain `f + 1` replicas (one honest), so safety
+//! holds for every `n`.
+//!
+//! # Client requests and failure detection
+//! Clients submit to a gateway replica. A backup gateway forwards pending
+//! transactions to the primary in batches (`forward_batch_ms`,
+//! `forward_batch_max`) and keeps them in a bounded pending pool with a request
+//! timer (`request_timeout_ms`). If the oldest one is not executed when the
+//! timer fires, the backup starts a view change: this is how a crashed, silent,
+//! withholding or equivocating primary is detected. The primary deduplicates
+//! transactions already queued, in a pre-prepare, or recently executed.
+//!
+//! # Checkpoints and garbage collection
+//! Every `checkpoint_interval` (K) sequence numbers a replica broadcasts
+//! `CHECKPOINT(seq, state digest)`; with `q` matching ones the checkpoint is
+//! stable: the low watermark `h` moves to it and every log slot at or below it
+//! (pre-prepares, prepares, commits) is dropped. The log holds at most
+//! `watermark_window` (L) slots ([`MAX_LOG_SLOTS`] caps L).
+//!
+//! # View change
+//! `VIEW-CHANGE(v + 1, stable checkpoint, P)` carries the prepared certificates
+//! above the checkpoint. The new primary collects `q` of them and sends
+//! `NEW-VIEW(v + 1, V, O)` where `O` re-issues, for every sequence number between
+//! the highest stable checkpoint and the highest prepared one, the block of the
+//! prepared certificate with the highest view, or an empty (null) block. Backups
+//! recompute `O` from `V` and reject a new-view that does not match. If no
+//! new-view arrives (or nothing new executes in it) within
+//! `view_change_timeout_ms * 2^k` (k = consecutive failed view changes, capped at
+//! [`MAX_BACKOFF_EXP`]), a replica moves to the next view. A replica that sees
+//! view-changes from `f + 1` others for higher views joins the smallest of them.
+//! The new primary counts one view change (`ctx.view_change()`) per installed
+//! view, so the metric is once per view per shard.
+//!
+//! # State transfer
+//! A replica that is behind (after a crash, a missed pre-prepare, or a stable
+//! checkpoint above its state) sends `STATE-REQUEST(from)`. Every peer answers
+//! with the digests of its executed blocks from `from` on (at most
+//! [`MAX_STATE_REPLY_BLOCKS`]), its stable checkpoint, its view and its last
+//! new-view; one designated peer also carries the block bodies (their bytes
+//! are in the message size). A block is adopted once `f + 1` peers vouch for it
+//! (so at least one honest); a view is adopted only through a verified new-view.
+//!
+//! # Durability
+//! The log, view, executed state, history and the primary's next sequence
+//! number survive a crash (they are written before messages that depend on them
+//! leave); pending requests, timers, collected view-changes and the state
+//! transfer in progress are volatile.
+//!
+//! # Byzantine behaviours ([`ByzantineBehaviour`])
+//! - `Equivocate`: as primary, sends pre-prepares for two different blocks of
+//!   the same transactions to the two halves of the backups, plus commits for
+//!   each to its half; as backup, sends prepares and commits for a fake block to
+//!   half of its peers.
+//! - `Withhold`: as primary, sends each pre-prepare to only `f` backups (too few
+//!   to prepare) and no new-view; as backup, sends no prepares or commits.
+//! - `Silent` (and `SelfishMine`, meaningless here): sends nothing at all.
+//!
+//! Byzantine replicas never call `ctx.commit`.
+//!
+//! # Costs
+//! Each message is signed once by its sender (`charge_sign`) and its signature
+//! verified by each receiver (`charge_verify`, plus the signatures inside
+//! view-change / new-view certificates); the primary hashes each block it
+//! creates and each backup hashes each block it receives (`charge_hash`).
+
+use crate::kernel::{TimeNs, NS_PER_MS};
+use crate::protocol::{
+    BlockRef, ByzantineBehaviour, Ctx, Message, NodeId, Protocol, Replica, TimerId, TxRef,
+};
+use crate::scenario::{Scenario, ScenarioError};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Deserialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// Bytes of a message header (type, view, sequence number, sender, lengths).
+pub const HEADER_BYTES: u64 = 48;
+/// Bytes of a signature (ed25519).
+pub const SIG_BYTES: u64 = 64;
+/// Bytes of a digest.
+pub const DIGEST_BYTES: u64 = 32;
+/// Size of a prepare, commit or checkpoint message: header + digest + signature.
+pub const VOTE_BYTES: u64 = HEADER_BYTES + DIGEST_BYTES + SIG_BYTES;
+/// Bytes per block entry of a state-transfer reply without the body (seq + digest).
+pub const STATE_ENTRY_BYTES: u64 = 8 + DIGEST_BYTES;
+/// Largest allowed watermark window L (log slots kept between checkpoints).
+pub const MAX_LOG_SLOTS: u64 = 8_192;
+/// Most client transactions a replica holds pending (queued at the primary, or
+/// forwarded and waiting at a backup); beyond it new ones are dropped.
+pub const MAX_PENDING_TXS: usize = 200_000;
+/// Transaction ids remembered as executed, to drop late duplicate forwards.
+pub const MAX_RECENT_DONE: usize = 1 << 16;
+/// Executed blocks kept to serve state transfer (the rest is a snapshot).
+pub const MAX_HISTORY_BLOCKS: usize = 1 << 16;
+/// Most blocks in one state-transfer reply.
+pub const MAX_STATE_REPLY_BLOCKS: u64 = 512;
+/// Votes kept per log slot and kind, in units of the committee size.
+pub const MAX_VOTE_VIEWS: usize = 4;
+/// Checkpoint sequence numbers above the low watermark kept while collecting.
+pub const MAX_PENDING_CHECKPOINTS: usize = 32;
+/// View-changes are kept for at most this many views above the current one.
+pub const MAX_VC_VIEWS_AHEAD: u64 = 64;
+/// Pre-prepares of a future view buffered until its new-view arrives.
+pub const MAX_FUTURE_PRE_PREPARES: usize = 1_024;
+/// Cap on the exponent of the view-change timeout backoff.
+pub const MAX_BACKOFF_EXP: u32 = 6;
+
+/// `[protocol.pbft]` parameters.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PbftParams {
+    /// Checkpoint every K sequence numbers (default 128).
+    pub checkpoint_interval: u64,
+    /// Watermark window L: sequence numbers accepted above the stable checkpoint
+    /// (default 2K = 256; at most [`MAX_LOG_SLOTS`], at least K).
+    pub watermark_window: u64,
+    /// Most sequence numbers the primary keeps outstanding (default 8).
+    pub pipeline_window: u64,
+    /// A backup starts a view change when a forwarded request is not executed
+    /// within this time, ms (default 2000: several WAN round trips plus batching).
+    pub request_timeout_ms: f64,
+    /// Base view-change timeout, ms, doubled per consecutive failed view change
+    /// (default 2000).
+    pub view_change_timeout_ms: f64,
+    /// A backup gateway flushes forwarded transactions after this long, ms (default 2).
+    pub forward_batch_ms: f64,
+    /// ... or when this many are buffered (default 256).
+    pub forward_batch_max: usize,
+    /// Delay before a replica that sees it is behind asks for state, ms (default 100).
+    pub state_transfer_delay_ms: f64,
+}
+
+impl Default for PbftParams {
+    fn default() -> Self {
+        PbftParams {
+            checkpoint_interval: 128,
+            watermark_window: 256,
+            pipeline_window: 8,
+            request_timeout_ms: 2_000.0,
+            view_change_timeout_ms: 2_000.0,
+            forward_batch_ms: 2.0,
+            forward_batch_max: 256,
+            state_transfer_delay_ms: 100.0,
+        }
+    }
+}
+
+/// A view-change message.
+#[derive(Debug)]
+pub struct ViewChangeMsg {
+    /// The view being moved to.
+    pub new_view: u64,
+    /// Sender.
+    pub from: NodeId,
+    /// Sender's last stable checkpoint.
+    pub stable_seq: u64,
+    /// Its state digest.
+    pub stable_digest: [u8; 32],
+    /// Prepared certificates above it: `(seq, view, block)`.
+    pub prepared: Vec<(u64, u64, BlockRef)>,
+    /// Size on the wire.
+    pub size_bytes: u64,
+}
+
+/// A new-view message.
+#[derive(Debug)]
+pub struct NewViewMsg {
+    /// The new view.
+    pub view: u64,
+    /// The `q` view-change messages it is built from.
+    pub vcs: Vec<Arc<ViewChangeMsg>>,
+    /// Re-issued pre-prepares `(seq, block)` (null requests are empty blocks).
+    pub o: Vec<(u64, BlockRef)>,
+    /// Size on the wire.
+    pub size_bytes: u64,
+}
+
+/// A state-transfer reply.
+#[derive(Debug)]
+pub struct StateReplyMsg {
+    /// Sender's view.
+    pub view: u64,
+    /// Sender's stable checkpoint.
+    pub snapshot_seq: u64,
+    /// Its state digest.
+    pub snapshot_digest: [u8; 32],
+    /// Executed blocks `(seq, block)` from the requested sequence number on.
+    pub entries: Vec<(u64, BlockRef)>,
+    /// The sender's last installed new-view (to let the requester join the view).
+    pub new_view: Option<Arc<NewViewMsg>>,
+    /// Size on the wire.
+    pub size_bytes: u64,
+}
+
+/// PBFT messages.
+#[derive(Clone, Debug)]
+pub enum PbftMsg {
+    /// Backup gateway forwards client transactions to the primary.
+    Forward {
+        /// The transactions.
+        txs: Arc<[TxRef]>,
+        /// Size on the wire.
+        size_bytes: u64,
+    },
+    /// PRE-PREPARE(v, seq, digest, block).
+    PrePrepare {
+        /// View.
+        view: u64,
+        /// Sequence number.
+        seq: u64,
+        /// The block.
+        block: BlockRef,
+        /// Digest claimed by the primary.
+        digest: [u8; 32],
+        /// Size on the wire (header + signature + block).
+        size_bytes: u64,
+    },
+    /// PREPARE(v, seq, digest) (the block handle stands for its digest).
+    Prepare {
+        /// View.
+        view: u64,
+        /// Sequence number.
+        seq: u64,
+        /// Block voted for.
+        block: BlockRef,
+    },
+    /// COMMIT(v, seq, digest).
+    Commit {
+        /// View.
+        view: u64,
+        /// Sequence number.
+        seq: u64,
+        /// Block voted for.
+        block: BlockRef,
+    },
+    /// CHECKPOINT(seq, state digest).
+    Checkpoint {
+        /// Sequence number.
+        seq: u64,
+        /// State digest after executing `seq`.
+        digest: [u8; 32],
+    },
+    /// VIEW-CHANGE.
+    ViewChange(Arc<ViewChangeMsg>),
+    /// NEW-VIEW.
+    NewView(Arc<NewViewMsg>),
+    /// Ask for executed blocks from `from_seq` on.
+    StateRequest {
+        /// First sequence number wanted.
+        from_seq: u64,
+        /// The peer asked to carry the block bodies.
+        body_server: NodeId,
+    },
+    /// Answer to a state request.
+    StateReply(Arc<StateReplyMsg>),
+}
+
+impl Message for PbftMsg {
+    fn size_bytes(&self) -> u64 {
+        match self {
+            PbftMsg::Forward { size_bytes, .. } | PbftMsg::PrePrepare { size_bytes, .. } => {
+                *size_bytes
+            }
+            PbftMsg::Prepare { .. } | PbftMsg::Commit { .. } | PbftMsg::Checkpoint { .. } => {
+                VOTE_BYTES
+            }
+            PbftMsg::ViewChange(m) => m.size_bytes,
+            PbftMsg::NewView(m) => m.size_bytes,
+            PbftMsg::StateRequest { .. } => HEADER_BYTES + SIG_BYTES,
+            PbftMsg::StateReply(m) => m.size_bytes,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            PbftMsg::Forward { .. } => "forward",
+            PbftMsg::PrePrepare { .. } => "pre-prepare",
+            PbftMsg::Prepare { .. } => "prepare",
+            PbftMsg::Commit { .. } => "commit",
+            PbftMsg::Checkpoint { .. } => "checkpoint",
+            PbftMsg::ViewChange(_) => "view-change",
+            PbftMsg::NewView(_) => "new-view",
+            PbftMsg::StateRequest { .. } => "state-request",
+            PbftMsg::StateReply(_) => "state-reply",
+        }
+    }
+}
+
+/// PBFT timers.
+#[derive(Copy, Clone, Debug)]
+pub enum PbftTimer {
+    /// Primary: propose a partial batch.
+    Batch,
+    /// Backup gateway: flush forwarded transactions.
+    Forward,
+    /// Backup gateway: check that forwarded requests got executed.
+    Request,
+    /// View change to this view did not complete in time.
+    ViewChange(u64),
+    /// Check whether this replica is behind and ask for state.
+    CatchUp,
+}
+
+/// The protocol factory.
+pub struct Pbft {
+    params: PbftParams,
+    block_max_tx: usize,
+    block_max_bytes: u64,
+    batch_timeout_ns: u64,
+}
+
+impl Pbft {
+    /// `f` for a committee of `n`.
+    pub fn faults_tolerated(n: usize) -> usize {
+        n.saturating_sub(1) / 3
+    }
+
+    /// Quorum size for a committee of `n`: `ceil((n + f + 1) / 2)` (= 2f+1 when n = 3f+1).
+    pub fn quorum(n: usize) -> usize {
+        let f = Self::faults_tolerated(n);
+        (n + f + 2) / 2
+    }
+}
+
+fn ms_to_ns(ms: f64) -> u64 {
+    (ms * NS_PER_MS as f64) as u64
+}
+
+impl Protocol for Pbft {
+    type Replica = PbftReplica;
+    const NAME: &'static str = "pbft";
+
+    fn from_scenario(s: &Scenario) -> Result<Self, ScenarioError> {
+        let params: PbftParams = s.protocol_params(Self::NAME)?;
+        let bad = |path: &str, message: String| ScenarioError::InvalidValue {
+            source_name: s.name.clone(),
+            path: format!("protocol.pbft.{path}"),
+            message,
+        };
+        if params.checkpoint_interval == 0 {
+            return Err(bad("checkpoint_interval", "must be at least 1".into()));
+        }
+        if params.watermark_window < params.checkpoint_interval
+            || params.watermark_window > MAX_LOG_SLOTS
+        {
+            return Err(bad(
+                "watermark_window",
+                format!(
+                    "must be in checkpoint_interval..={MAX_LOG_SLOTS}, got {}",
+                    params.watermark_window
+                ),
+            ));
+        }
+        if params.pipeline_window == 0 || params.pipeline_window > params.watermark_window {
+            return Err(bad(
+                "pipeline_window",
+                "must be in 1..=watermark_window".into(),
+            ));
+        }
+        if params.forward_batch_max == 0 {
+            return Err(bad("forward_batch_max", "must be at least 1".into()));
+        }
+        for (name, v) in [
+            ("request_timeout_ms", params.request_timeout_ms),
+            ("view_change_timeout_ms", params.view_change_timeout_ms),
+            ("forward_batch_ms", params.forward_batch_ms),
+            ("state_transfer_delay_ms", params.state_transfer_delay_ms),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(bad(name, format!("must be a finite number >= 0, got {v}")));
+            }
+        }
+        if params.request_timeout_ms <= 0.0 || params.view_change_timeout_ms <= 0.0 {
+            return Err(bad(
+                "request_timeout_ms",
+                "timeouts must be positive".into(),
+            ));
+        }
+        Ok(Pbft {
+            params,
+            block_max_tx: s.block_max_tx as usize,
+            block_max_bytes: s.block_max_bytes,
+            batch_timeout_ns: ms_to_ns(s.batch_timeout_ms),
+        })
+    }
+
+    fn max_faulty(&self, committee_size: usize) -> usize {
+        Self::faults_tolerated(committee_size)
+    }
+
+    fn replica(&self, _shard: u32, me: NodeId, committee: &[NodeId]) -> PbftReplica {
+        let n = committee.len();
+        let p = &self.params;
+        PbftReplica {
+            me,
+            committee: committee.to_vec(),
+            n,
+            f: Pbft::faults_tolerated(n),
+            q: Pbft::quorum(n),
+            k: p.checkpoint_interval,
+            l: p.watermark_window,
+            window: p.pipeline_window,
+            request_timeout_ns: ms_to_ns(p.request_timeout_ms).max(1),
+            vc_timeout_ns: ms_to_ns(p.view_change_timeout_ms).max(1),
+            forward_batch_ns: ms_to_ns(p.forward_batch_ms),
+            forward_batch_max: p.forward_batch_max,
+            state_delay_ns: ms_to_ns(p.state_transfer_delay_ms),
+            block_max_tx: self.block_max_tx,
+            block_max_bytes: self.block_max_bytes,
+            batch_timeout_ns: self.batch_timeout_ns,
+            view: 0,
+            vc_target: None,
+            vc_timer: None,
+            vc_attempts: 0,
+            nv_done: 0,
+            last_nv: None,
+            log: BTreeMap::new(),
+            h: 0,
+            stable_digest: [0; 32],
+            last_exec: 0,
+            state_digest: [0; 32],
+            history: VecDeque::new(),
+            checkpoints: BTreeMap::new(),
+            next_seq: 1,
+            pending: VecDeque::new(),
+            queued: FxHashSet::default(),
+            batch_timer: None,
+            fwd_buf: Vec::new(),
+            fwd_timer: None,
+            waiting: FxHashMap::default(),
+            waiting_order: VecDeque::new(),
+            req_timer: None,
+            recent_done: FxHashSet::default(),
+            recent_done_order: VecDeque::new(),
+            vcs: BTreeMap::new(),
+            catchup_timer: None,
+            catchup_attempt: 0,
+            catchup_mark: 0,
+            vouch: BTreeMap::new(),
+            snapshots: Vec::new(),
+            future_pp: Vec::new(),
+            max_log_len: 0,
+            dropped_txs: 0,
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug)]
+struct Vote {
+    from: NodeId,
+    view: u64,
+    block: BlockRef,
+}
+
+#[derive(Default, Debug)]
+struct Slot {
+    /// Accepted pre-prepare `(view, block)` (the latest view's).
+    pp: Option<(u64, BlockRef)>,
+    prepares: Vec<Vote>,
+    commits: Vec<Vote>,
+    /// Latest prepared certificate `(view, block)`.
+    prepared: Option<(u64, BlockRef)>,
+    /// View in which this replica sent its commit.
+    sent_commit: Option<u64>,
+    /// Block with a commit certificate.
+    committed: Option<BlockRef>,
+}
+
+impl Slot {
+    fn has_body(&self, b: BlockRef) -> bool {
+        self.pp.is_some_and(|(_, x)| x == b) || self.prepared.is_some_and(|(_, x)| x == b)
+    }
+}
+
+fn add_vote(votes: &mut Vec<Vote>, cap: usize, v: Vote) -> bool {
+    if votes.iter().any(|x| x.from == v.from && x.view == v.view) {
+        return false;
+    }
+    if votes.len() >= cap {
+        // Drop the votes of the oldest view (bounded; never the incoming one's view if older).
+        let Some(min_view) = votes.iter().map(|x| x.view).min() else {
+            return false;
+        };
+        if min_view >= v.view {
+            return false;
+        }
+        votes.retain(|x| x.view != min_view);
+    }
+    votes.push(v);
+    true
+}
+
+fn count_matching(votes: &[Vote], view: u64, block: BlockRef) -> usize {
+    votes
+        .iter()
+        .filter(|x| x.view == view && x.block == block)
+        .count()
+}
+
+/// One PBFT replica.
+pub struct PbftReplica {
+    me: NodeId,
+    committee: Vec<NodeId>,
+    n: usize,
+    f: usize,
+    q: usize,
+    k: u64,
+    l: u64,
+    window: u64,
+    request_timeout_ns: u64,
+    vc_timeout_ns: u64,
+    forward_batch_ns: u64,
+    forward_batch_max: usize,
+    state_delay_ns: u64,
+    block_max_tx: usize,
+    block_max_bytes: u64,
+    batch_timeout_ns: u64,
+    // View state (durable).
+    view: u64,
+    vc_target: Option<u64>,
+    vc_timer: Option<TimerId>,
+    vc_attempts: u32,
+    nv_done: u64,
+    last_nv: Option<Arc<NewViewMsg>>,
+    // Log (durable).
+    log: BTreeMap<u64, Slot>,
+    h: u64,
+    stable_digest: [u8; 32],
+    last_exec: u64,
+    state_digest: [u8; 32],
+    history: VecDeque<(u64, BlockRef)>,
+    checkpoints: BTreeMap<u64, Vec<(NodeId, [u8; 32])>>,
+    next_seq: u64,
+    // Requests (volatile).
+    pending: VecDeque<(TxRef, TimeNs)>,
+    queued: FxHashSet<u32>,
+    batch_timer: Option<TimerId>,
+    fwd_buf: Vec<TxRef>,
+    fwd_timer: Option<TimerId>,
+    waiting: FxHashMap<u32, TxRef>,
+    waiting_order: VecDeque<(u32, TimeNs)>,
+    req_timer: Option<TimerId>,
+    recent_done: FxHashSet<u32>,
+    recent_done_order: VecDeque<u32>,
+    // View change / state transfer (volatile).
+    vcs: BTreeMap<u64, Vec<Arc<ViewChangeMsg>>>,
+    catchup_timer: Option<TimerId>,
+    catchup_attempt: u32,
+    catchup_mark: u64,
+    vouch: BTreeMap<u64, Vec<(NodeId, BlockRef)>>,
+    snapshots: Vec<(NodeId, u64, [u8; 32])>,
+    future_pp: Vec<(NodeId, PbftMsg)>,
+    // Statistics.
+    max_log_len: usize,
+    dropped_txs: u64,
+}
+
+type C<'a> = Ctx<'a, PbftMsg, PbftTimer>;
+
+fn fold_digest(state: &[u8; 32], block_digest: &[u8; 32]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(state);
+    h.update(block_digest);
+    *h.finalize().as_bytes()
+}
+
+/// The `O` set a new-view must carry for view-change messages `vcs`:
+/// `(min_s, entries)` with `entries[i] = (seq, Some(block))` for a prepared
+/// certificate (highest view wins) or `(seq, None)` for a null request.
+fn compute_o(vcs: &[Arc<ViewChangeMsg>], l: u64) -> (u64, Vec<(u64, Option<BlockRef>)>) {
+    let min_s = vcs.iter().map(|v| v.stable_seq).max().unwrap_or(0);
+    let mut best: BTreeMap<u64, (u64, BlockRef)> = BTreeMap::new();
+    for vc in vcs {
+        for &(seq, view, block) in &vc.prepared {
+            if seq <= min_s || seq > min_s + l {
+                continue;
+            }
+            let e = best.entry(seq).or_insert((view, block));
+            if view > e.0 {
+                *e = (view, block);
+            }
+        }
+    }
+    let max_s = best.keys().next_back().copied().unwrap_or(min_s);
+    let entries = (min_s + 1..=max_s)
+        .map(|s| (s, best.get(&s).map(|&(_, b)| b)))
+        .collect();
+    (min_s, entries)
+}
+
+impl PbftReplica {
+    /// Slots currently in the log (bounded by the watermark window).
+    pub fn log_len(&self) -> usize {
+        self.log.len()
+    }
+
+    /// Largest log length seen so far.
+    pub fn max_log_len(&self) -> usize {
+        self.max_log_len
+    }
+
+    /// The replica's current view.
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+
+    /// Highest executed sequence number.
+    pub fn last_executed(&self) -> u64 {
+        self.last_exec
+    }
+
+    /// Low watermark (last stable checkpoint).
+    pub fn low_watermark(&self) -> u64 {
+        self.h
+    }
+
+    fn primary_of(&self, view: u64) -> NodeId {
+        self.committee[(view % self.n as u64) as usize]
+    }
+
+    fn is_primary(&self) -> bool {
+        self.primary_of(self.view) == self.me
+    }
+
+    /// In a working view (not changing views, new-view processed).
+    fn active(&self) -> bool {
+        self.vc_target.is_none() && self.nv_done == self.view
+    }
+
+    fn vote_cap(&self) -> usize {
+        self.n * MAX_VOTE_VIEWS
+    }
+
+    fn byz(ctx: &C<'_>) -> Option<ByzantineBehaviour> {
+        ctx.byzantine()
+    }
+
+    fn silent(ctx: &C<'_>) -> bool {
+        matches!(
+            ctx.byzantine(),
+            Some(ByzantineBehaviour::Silent | ByzantineBehaviour::SelfishMine)
+        )
+    }
+
+    fn slot(&mut self, seq: u64) -> &mut Slot {
+        let s = self.log.entry(seq).or_default();
+        s
+    }
+
+    fn note_log_len(&mut self) {
+        self.max_log_len = self.max_log_len.max(self.log.len());
+        assert!(
+            self.log.len() as u64 <= self.l,
+            "pbft log of node {} holds {} slots, above the watermark window {}",
+            self.me,
+            self.log.len(),
+            self.l
+        );
+    }
+
+    fn in_watermarks(&self, seq: u64) -> bool {
+        seq > self.h && seq <= self.h + self.l
+    }
+
+    // ----- client requests -------------------------------------------------
+
+    fn enqueue(&mut self, ctx: &mut C<'_>, tx: TxRef) {
+        if self.queued.contains(&tx.id) || self.recent_done.contains(&tx.id) {
+            return;
+        }
+        if self.pending.len() >= MAX_PENDING_TXS {
+            self.dropped_txs += 1;
+            return;
+        }
+        self.queued.insert(tx.id);
+        self.pending.push_back((tx, ctx.now()));
+        self.try_propose(ctx);
+    }
+
+    fn add_waiting(&mut self, ctx: &mut C<'_>, tx: TxRef) {
+        if self.waiting.contains_key(&tx.id) || self.recent_done.contains(&tx.id) {
+            return;
+        }
+        if self.waiting.len() >= MAX_PENDING_TXS {
+            self.dropped_txs += 1;
+            return;
+        }
+        self.waiting.insert(tx.id, tx);
+        self.waiting_order.push_back((tx.id, ctx.now()));
+        self.fwd_buf.push(tx);
+        if self.req_timer.is_none() {
+            self.req_timer = Some(ctx.set_timer(self.request_timeout_ns, PbftTimer::Request));
+        }
+    }
+
+    fn flush_forward(&mut self, ctx: &mut C<'_>) {
+        if let Some(t) = self.fwd_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        if self.fwd_buf.is_empty() || !self.active() {
+            return;
+        }
+        if Self::silent(ctx) {
+            self.fwd_buf.clear();
+            return;
+        }
+        let primary = self.primary_of(self.view);
+        let txs: Arc<[TxRef]> = Arc::from(self.fwd_buf.as_slice());
+        let size_bytes =
+            HEADER_BYTES + SIG_BYTES + txs.iter().map(|t| u64::from(t.size_bytes)).sum::<u64>();
+        self.fwd_buf.clear();
+        ctx.charge_sign();
+        ctx.send(primary, PbftMsg::Forward { txs, size_bytes });
+    }
+
+    fn buffer_forward(&mut self, ctx: &mut C<'_>) {
+        if self.fwd_buf.len() >= self.forward_batch_max {
+            self.flush_forward(ctx);
+        } else if !self.fwd_buf.is_empty() && self.fwd_timer.is_none() {
+            self.fwd_timer = Some(ctx.set_timer(self.forward_batch_ns, PbftTimer::Forward));
+        }
+    }
+
+    fn try_propose(&mut self, ctx: &mut C<'_>) {
+        if !self.is_primary() || !self.active() || Self::silent(ctx) {
+            return;
+        }
+        while !self.pending.is_empty()
+            && self.next_seq <= self.last_exec + self.window
+            && self.in_watermarks(self.next_seq)
+        {
+            let mut n = 0;
+            let mut bytes = 0;
+            for (tx, _) in &self.pending {
+                let sz = u64::from(tx.size_bytes);
+                if n >= self.block_max_tx || (n > 0 && bytes + sz > self.block_max_bytes) {
+                    break;
+                }
+                n += 1;
+                bytes += sz;
+            }
+            let full =
+                n < self.pending.len() || n >= self.block_max_tx || bytes >= self.block_max_bytes;
+            let oldest = self.pending.front().map_or(0, |p| p.1);
+            if !full && ctx.now() < oldest + self.batch_timeout_ns {
+                break;
+            }
+            let txs: Vec<TxRef> = self.pending.drain(..n).map(|(t, _)| t).collect();
+            self.propose(ctx, &txs);
+        }
+        if let Some(t) = self.batch_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        // Waiting for the batch timeout (not for the window: an execution
+        // re-runs this).
+        let window_open =
+            self.next_seq <= self.last_exec + self.window && self.in_watermarks(self.next_seq);
+        if let Some(&(_, at)) = self.pending.front() {
+            let due = (at + self.batch_timeout_ns).saturating_sub(ctx.now());
+            if window_open && due > 0 {
+                self.batch_timer = Some(ctx.set_timer(due, PbftTimer::Batch));
+            }
+        }
+    }
+
+    fn propose(&mut self, ctx: &mut C<'_>, txs: &[TxRef]) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let view = self.view;
+        let block = ctx.make_block(txs, None);
+        let size = ctx.block_size_bytes(block);
+        ctx.charge_hash(size);
+        ctx.charge_sign();
+        let digest = ctx.block_digest(block);
+        let size_bytes = HEADER_BYTES + DIGEST_BYTES + SIG_BYTES + size;
+        self.slot(seq).pp = Some((view, block));
+        self.note_log_len();
+        let pp = |b: BlockRef, d: [u8; 32]| PbftMsg::PrePrepare {
+            view,
+            seq,
+            block: b,
+            digest: d,
+            size_bytes,
+        };
+        match Self::byz(ctx) {
+            None => ctx.broadcast(pp(block, digest)),
+            Some(ByzantineBehaviour::Withhold) => {
+                let mut sent = 0;
+                for i in 0..self.n {
+                    let to = self.committee[i];
+                    if to != self.me && sent < self.f {
+                        ctx.send(to, pp(block, digest));
+                        sent += 1;
+                    }
+                }
+            }
+            Some(ByzantineBehaviour::Equivocate) => {
+                let other = ctx.make_block(txs, None);
+                ctx.charge_hash(size);
+                ctx.charge_sign();
+                let d2 = ctx.block_digest(other);
+                let mut i = 0;
+                for j in 0..self.n {
+                    let to = self.committee[j];
+                    if to == self.me {
+                        continue;
+                    }
+                    let b = if i % 2 == 0 { block } else { other };
+                    let d = if i % 2 == 0 { digest } else { d2 };
+                    ctx.send(to, pp(b, d));
+                    ctx.send(
+                        to,
+                        PbftMsg::Commit {
+                            view,
+                            seq,
+                            block: b,
+                        },
+                    );
+                    i += 1;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    // ----- normal case ---------------------------------------------------------
+
+    /// Send a vote (prepare or commit) following this node's behaviour.
+    fn send_vote(&mut self, ctx: &mut C<'_>, commit: bool, view: u64, seq: u64, block: BlockRef) {
+        let mk = |b: BlockRef| {
+            if commit {
+                PbftMsg::Commit {
+                    view,
+                    seq,
+                    block: b,
+                }
+            } else {
+                PbftMsg::Prepare {
+                    view,
+                    seq,
+                    block: b,
+                }
+            }
+        };
+        match Self::byz(ctx) {
+            None => {
+                ctx.charge_sign();
+                ctx.broadcast(mk(block));
+            }
+            Some(ByzantineBehaviour::Equivocate) => {
+                ctx.charge_sign();
+                ctx.charge_sign();
+                let fake = ctx.make_block(&[], None);
+                let mut i = 0;
+                for j in 0..self.n {
+                    let to = self.committee[j];
+                    if to == self.me {
+                        continue;
+                    }
+                    ctx.send(to, mk(if i % 2 == 0 { block } else { fake }));
+                    i += 1;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn accept_pre_prepare(&mut self, ctx: &mut C<'_>, view: u64, seq: u64, block: BlockRef) {
+        if !self.in_watermarks(seq) {
+            if seq > self.h + self.l {
+                self.arm_catchup(ctx);
+            }
+            return;
+        }
+        let me = self.me;
+        let primary = self.primary_of(view);
+        let cap = self.vote_cap();
+        let slot = self.slot(seq);
+        if let Some((v, _)) = slot.pp {
+            if v >= view {
+                return; // duplicate or conflicting pre-prepare for (v, seq)
+            }
+        }
+        slot.pp = Some((view, block));
+        let send = me != primary;
+        if send {
+            add_vote(
+                &mut slot.prepares,
+                cap,
+                Vote {
+                    from: me,
+                    view,
+                    block,
+                },
+            );
+        }
+        self.note_log_len();
+        if send {
+            self.send_vote(ctx, false, view, seq, block);
+        }
+        self.check_prepared(ctx, seq);
+    }
+
+    fn check_prepared(&mut self, ctx: &mut C<'_>, seq: u64) {
+        if !self.active() {
+            return;
+        }
+        let view = self.view;
+        let (me, q, cap) = (self.me, self.q, self.vote_cap());
+        let Some(slot) = self.log.get_mut(&seq) else {
+            return;
+        };
+        let Some((v, b)) = slot.pp else {
+            return;
+        };
+        if v != view || slot.sent_commit == Some(view) {
+            return;
+        }
+        if count_matching(&slot.prepares, v, b) + 1 < q {
+            return;
+        }
+        slot.prepared = Some((v, b));
+        slot.sent_commit = Some(v);
+        add_vote(
+            &mut slot.commits,
+            cap,
+            Vote {
+                from: me,
+                view: v,
+                block: b,
+            },
+        );
+        self.send_vote(ctx, true, v, seq, b);
+        self.check_committed(ctx, seq);
+    }
+
+    fn check_committed(&mut self, ctx: &mut C<'_>, seq: u64) {
+        let q = self.q;
+        let Some(slot) = self.log.get_mut(&seq) else {
+            return;
+        };
+        if slot.committed.is_some() {
+            return;
+        }
+        let mut found = None;
+        for v in &slot.commits {
+            if count_matching(&slot.commits, v.view, v.block) >= q {
+                found = Some(v.block);
+                break;
+            }
+        }
+        if let Some(b) = found {
+            slot.committed = Some(b);
+            self.try_execute(ctx);
+        }
+    }
+
+    fn try_execute(&mut self, ctx: &mut C<'_>) {
+        loop {
+            let s = self.last_exec + 1;
+            let Some(slot) = self.log.get(&s) else {
+                break;
+            };
+            let Some(b) = slot.committed else {
+                break;
+            };
+            if !slot.has_body(b) {
+                break;
+            }
+            self.execute(ctx, s, b);
+        }
+        if self.behind() {
+            self.arm_catchup(ctx);
+        }
+        self.try_propose(ctx);
+    }
+
+    fn execute(&mut self, ctx: &mut C<'_>, seq: u64, block: BlockRef) {
+        assert_eq!(seq, self.last_exec + 1, "pbft executes out of order");
+        let n_txs = ctx.block_txs(block).len();
+        for tx in ctx.block_txs(block) {
+            self.waiting.remove(&tx.id);
+            self.queued.remove(&tx.id);
+            if self.recent_done.insert(tx.id) {
+                self.recent_done_order.push_back(tx.id);
+            }
+        }
+        while self.recent_done_order.len() > MAX_RECENT_DONE {
+            if let Some(id) = self.recent_done_order.pop_front() {
+                self.recent_done.remove(&id);
+            }
+        }
+        ctx.charge_execute(n_txs as u64);
+        ctx.charge_hash(2 * DIGEST_BYTES);
+        let d = ctx.block_digest(block);
+        self.state_digest = fold_digest(&self.state_digest, &d);
+        self.last_exec = seq;
+        self.history.push_back((seq, block));
+        while self.history.len() > MAX_HISTORY_BLOCKS {
+            self.history.pop_front();
+        }
+        if ctx.byzantine().is_none() {
+            ctx.commit(seq, block);
+        }
+        if self.view == self.nv_done && self.vc_target.is_none() {
+            // Progress in the current view: the view-change backoff resets.
+            self.vc_attempts = 0;
+            if let Some(t) = self.vc_timer.take() {
+                ctx.cancel_timer(t);
+            }
+        }
+        if seq % self.k == 0 {
+            let digest = self.state_digest;
+            self.record_checkpoint(self.me, seq, digest);
+            if !Self::silent(ctx) && ctx.byzantine() != Some(ByzantineBehaviour::Withhold) {
+                ctx.charge_sign();
+                ctx.broadcast(PbftMsg::Checkpoint { seq, digest });
+            }
+            self.check_stable(ctx, seq);
+        }
+    }
+
+    fn behind(&self) -> bool {
+        self.log
+            .range(self.last_exec + 1..)
+            .any(|(_, s)| s.committed.is_some())
+            || self
+                .checkpoints
+                .iter()
+                .any(|(&s, v)| s > self.last_exec && v.len() >= self.q)
+    }
+
+    // ----- checkpoints ---------------------------------------------------------
+
+    fn record_checkpoint(&mut self, from: NodeId, seq: u64, digest: [u8; 32]) {
+        if seq <= self.h {
+            return;
+        }
+        if !self.checkpoints.contains_key(&seq) && self.checkpoints.len() >= MAX_PENDING_CHECKPOINTS
+        {
+            // Keep the highest ones: they tell a lagging replica how far behind it is.
+            let lowest = *self.checkpoints.keys().next().expect("non-empty map");
+            if lowest > seq {
+                return;
+            }
+            self.checkpoints.remove(&lowest);
+        }
+        let v = self.checkpoints.entry(seq).or_default();
+        if !v.iter().any(|(n, _)| *n == from) {
+            v.push((from, digest));
+        }
+    }
+
+    fn check_stable(&mut self, ctx: &mut C<'_>, seq: u64) {
+        let Some(v) = self.checkpoints.get(&seq) else {
+            return;
+        };
+        let mine = if seq <= self.last_exec && seq % self.k == 0 {
+            v.iter().find(|(n, _)| *n == self.me).map(|x| x.1)
+        } else {
+            None
+        };
+        match mine {
+            Some(d) => {
+                if v.iter().filter(|(_, x)| *x == d).count() >= self.q {
+                    self.make_stable(seq, d);
+                    self.try_propose(ctx);
+                }
+            }
+            None => {
+                if seq > self.last_exec && v.len() >= self.q {
+                    self.arm_catchup(ctx);
+                }
+            }
+        }
+    }
+
+    fn make_stable(&mut self, seq: u64, digest: [u8; 32]) {
+        if seq <= self.h {
+            return;
+        }
+        self.h = seq;
+        self.stable_digest = digest;
+        self.log = self.log.split_off(&(seq + 1));
+        self.checkpoints = self.checkpoints.split_off(&(seq + 1));
+    }
+
+    // ----- view change ---------------------------------------------------------
+
+    fn start_view_change(&mut self, ctx: &mut C<'_>, new_view: u64) {
+        if new_view <= self.view || self.vc_target.is_some_and(|t| t >= new_view) {
+            return;
+        }
+        self.vc_target = Some(new_view);
+        for t in [
+            self.batch_timer.take(),
+            self.req_timer.take(),
+            self.vc_timer.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            ctx.cancel_timer(t);
+        }
+        let prepared: Vec<(u64, u64, BlockRef)> = self
+            .log
+            .range(self.h + 1..)
+            .filter_map(|(&s, sl)| sl.prepared.map(|(v, b)| (s, v, b)))
+            .collect();
+        let q = self.q as u64;
+        let size_bytes = HEADER_BYTES
+            + SIG_BYTES
+            + q * VOTE_BYTES
+            + prepared.len() as u64
+                * (HEADER_BYTES + DIGEST_BYTES + SIG_BYTES + (q - 1) * VOTE_BYTES);
+        let vc = Arc::new(ViewChangeMsg {
+            new_view,
+            from: self.me,
+            stable_seq: self.h,
+            stable_digest: self.stable_digest,
+            prepared,
+            size_bytes,
+        });
+        self.store_vc(vc.clone());
+        if !Self::silent(ctx) {
+            ctx.charge_sign();
+            ctx.broadcast(PbftMsg::ViewChange(vc));
+        }
+        let backoff = 1u64 << self.vc_attempts.min(MAX_BACKOFF_EXP);
+        self.vc_timer = Some(ctx.set_timer(
+            self.vc_timeout_ns * backoff,
+            PbftTimer::ViewChange(new_view),
+        ));
+        self.maybe_send_new_view(ctx, new_view);
+    }
+
+    fn store_vc(&mut self, vc: Arc<ViewChangeMsg>) {
+        if vc.new_view <= self.view || vc.new_view > self.view + MAX_VC_VIEWS_AHEAD {
+            return;
+        }
+        let v = self.vcs.entry(vc.new_view).or_default();
+        if !v.iter().any(|x| x.from == vc.from) {
+            v.push(vc);
+        }
+    }
+
+    fn on_view_change(&mut self, ctx: &mut C<'_>, vc: Arc<ViewChangeMsg>) {
+        ctx.charge_verify(1 + self.q as u64 + vc.prepared.len() as u64 * (self.q as u64 - 1));
+        if vc.new_view <= self.view {
+            return;
+        }
+        let target = vc.new_view;
+        self.store_vc(vc);
+        // Join rule: f + 1 replicas (other than me) want views above mine.
+        let mut senders: Vec<(NodeId, u64)> = Vec::new();
+        for (&v, list) in self.vcs.range(self.view + 1..) {
+            for x in list {
+                if x.from == self.me {
+                    continue;
+                }
+                match senders.iter_mut().find(|(n, _)| *n == x.from) {
+                    Some(e) => e.1 = e.1.max(v),
+                    None => senders.push((x.from, v)),
+                }
+            }
+        }
+        if senders.len() > self.f {
+            senders.sort_by_key(|s| std::cmp::Reverse(s.1));
+            let join = senders[self.f].1;
+            if self.vc_target.is_none_or(|t| t < join) {
+                self.start_view_change(ctx, join);
+            }
+        }
+        self.maybe_send_new_view(ctx, target);
+    }
+
+    fn maybe_send_new_view(&mut self, ctx: &mut C<'_>, v: u64) {
+        if self.primary_of(v) != self.me || self.vc_target != Some(v) || self.nv_done >= v {
+            return;
+        }
+        let Some(list) = self.vcs.get(&v) else {
+            return;
+        };
+        if list.len() < self.q {
+            return;
+        }
+        let vcs: Vec<Arc<ViewChangeMsg>> = list[..self.q].to_vec();
+        let (_, entries) = compute_o(&vcs, self.l);
+        let o: Vec<(u64, BlockRef)> = entries
+            .into_iter()
+            .map(|(s, b)| (s, b.unwrap_or_else(|| ctx.make_block(&[], None))))
+            .collect();
+        let size_bytes = HEADER_BYTES
+            + SIG_BYTES
+            + vcs.iter().map(|x| x.size_bytes).sum::<u64>()
+            + o.len() as u64 * (HEADER_BYTES + DIGEST_BYTES + SIG_BYTES);
+        let nv = Arc::new(NewViewMsg {
+            view: v,
+            vcs,
+            o,
+            size_bytes,
+        });
+        if Self::byz(ctx).is_none() || Self::byz(ctx) == Some(ByzantineBehaviour::Equivocate) {
+            ctx.charge_sign();
+            ctx.broadcast(PbftMsg::NewView(nv.clone()));
+        }
+        ctx.view_change();
+        self.install_new_view(ctx, nv);
+    }
+
+    fn valid_new_view(&self, ctx: &C<'_>, nv: &NewViewMsg) -> bool {
+        if nv.vcs.len() < self.q {
+            return false;
+        }
+        let mut from: Vec<NodeId> = nv.vcs.iter().map(|x| x.from).collect();
+        from.sort_unstable();
+        from.dedup();
+        if from.len() < self.q
+            || nv
+                .vcs
+                .iter()
+                .any(|x| x.new_view != nv.view || !self.committee.contains(&x.from))
+        {
+            return false;
+        }
+        let (_, entries) = compute_o(&nv.vcs, self.l);
+        if entries.len() != nv.o.len() {
+            return false;
+        }
+        entries.iter().zip(&nv.o).all(|(&(s, want), &(s2, got))| {
+            s == s2
+                && match want {
+                    Some(b) => b == got,
+                    None => ctx.block_txs(got).is_empty(),
+                }
+        })
+    }
+
+    fn on_new_view(&mut self, ctx: &mut C<'_>, from: NodeId, nv: Arc<NewViewMsg>) {
+        ctx.charge_verify(1 + nv.vcs.len() as u64);
+        if from != self.primary_of(nv.view)
+            || nv.view < self.view
+            || self.nv_done >= nv.view
+            || self.vc_target.is_some_and(|t| t > nv.view)
+        {
+            return;
+        }
+        if !self.valid_new_view(ctx, &nv) {
+            return;
+        }
+        self.install_new_view(ctx, nv);
+    }
+
+    fn install_new_view(&mut self, ctx: &mut C<'_>, nv: Arc<NewViewMsg>) {
+        let was_primary = self.is_primary();
+        self.view = nv.view;
+        self.nv_done = nv.view;
+        self.vc_target = None;
+        if let Some(t) = self.vc_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        self.vcs = self.vcs.split_off(&(self.view + 1));
+        let (min_s, _) = compute_o(&nv.vcs, self.l);
+        let max_s = nv.o.last().map_or(min_s, |x| x.0);
+        // Keep the view-change timer running until something executes in this view.
+        let backoff = 1u64 << self.vc_attempts.min(MAX_BACKOFF_EXP);
+        self.vc_timer = Some(ctx.set_timer(
+            self.vc_timeout_ns * backoff,
+            PbftTimer::ViewChange(self.view),
+        ));
+        self.vc_attempts += 1;
+        for &(seq, b) in &nv.o {
+            self.accept_pre_prepare(ctx, self.view, seq, b);
+        }
+        // Pre-prepares of this view that arrived before the new-view.
+        let future = std::mem::take(&mut self.future_pp);
+        for (from, m) in future {
+            if let PbftMsg::PrePrepare { view, .. } = m {
+                if view == self.view {
+                    self.on_message_inner(ctx, from, m);
+                } else if view > self.view {
+                    self.future_pp.push((from, m));
+                }
+            }
+        }
+        let o_txs: FxHashSet<u32> =
+            nv.o.iter()
+                .flat_map(|&(_, b)| ctx.block_txs(b).iter().map(|t| t.id))
+                .collect();
+        if self.is_primary() {
+            self.next_seq = max_s.max(self.h) + 1;
+            self.queued.clear();
+            self.queued.extend(o_txs.iter().copied());
+            for &(tx, _) in &self.pending {
+                self.queued.insert(tx.id);
+            }
+            // Take over my own forwarded-but-unexecuted requests.
+            let mut mine: Vec<TxRef> = self.waiting.values().copied().collect();
+            mine.sort_unstable();
+            self.waiting.clear();
+            self.waiting_order.clear();
+            self.fwd_buf.clear();
+            if let Some(t) = self.req_timer.take() {
+                ctx.cancel_timer(t);
+            }
+            for tx in mine {
+                if !o_txs.contains(&tx.id) {
+                    self.enqueue(ctx, tx);
+                }
+            }
+        } else {
+            if was_primary {
+                let old: Vec<TxRef> = self.pending.drain(..).map(|(t, _)| t).collect();
+                self.queued.clear();
+                for tx in old {
+                    if !o_txs.contains(&tx.id) {
+                        self.add_waiting(ctx, tx);
+                    }
+                }
+            }
+            // Re-forward what the old primary did not get executed.
+            let mut again: Vec<TxRef> = self
+                .waiting
+                .values()
+                .copied()
+                .filter(|t| !o_txs.contains(&t.id))
+                .collect();
+            again.sort_unstable();
+            let now = ctx.now();
+            self.fwd_buf.clear();
+            self.waiting_order.clear();
+            for tx in again {
+                self.waiting_order.push_back((tx.id, now));
+                self.fwd_buf.push(tx);
+            }
+            for &(_, b) in &nv.o {
+                for t in ctx.block_txs(b) {
+                    if self.waiting.contains_key(&t.id) {
+                        self.waiting_order.push_back((t.id, now));
+                    }
+                }
+            }
+            if let Some(t) = self.req_timer.take() {
+                ctx.cancel_timer(t);
+            }
+            if !self.waiting.is_empty() {
+                self.req_timer = Some(ctx.set_timer(self.request_timeout_ns, PbftTimer::Request));
+            }
+            self.flush_forward(ctx);
+        }
+        self.last_nv = Some(nv);
+        if min_s > self.last_exec {
+            self.arm_catchup(ctx);
+        }
+        self.try_execute(ctx);
+    }
+
+    // ----- state transfer ------------------------------------------------------
+
+    fn arm_catchup(&mut self, ctx: &mut C<'_>) {
+        if self.catchup_timer.is_none() {
+            self.catchup_mark = self.last_exec;
+            self.catchup_timer =
+                Some(ctx.set_timer(self.state_delay_ns.max(1), PbftTimer::CatchUp));
+        }
+    }
+
+    fn request_state(&mut self, ctx: &mut C<'_>) {
+        if Self::silent(ctx) {
+            return;
+        }
+        self.catchup_attempt = self.catchup_attempt.wrapping_add(1);
+        let others = self.n - 1;
+        let mut k = self.catchup_attempt as usize % others;
+        let mut body_server = self.me;
+        for &c in &self.committee {
+            if c == self.me {
+                continue;
+            }
+            if k == 0 {
+                body_server = c;
+                break;
+            }
+            k -= 1;
+        }
+        ctx.charge_sign();
+        ctx.broadcast(PbftMsg::StateRequest {
+            from_seq: self.last_exec + 1,
+            body_server,
+        });
+        self.vouch = self.vouch.split_off(&(self.last_exec + 1));
+        self.snapshots.clear();
+    }
+
+    fn on_state_request(
+        &mut self,
+        ctx: &mut C<'_>,
+        from: NodeId,
+        from_seq: u64,
+        body_server: NodeId,
+    ) {
+        ctx.charge_verify(1);
+        if Self::silent(ctx) {
+            return;
+        }
+        let mut entries = Vec::new();
+        let mut body_bytes = 0;
+        if let Some(&(first, _)) = self.history.front() {
+            if from_seq >= first {
+                let start = (from_seq - first) as usize;
+                for &(s, b) in self
+                    .history
+                    .iter()
+                    .skip(start)
+                    .take(MAX_STATE_REPLY_BLOCKS as usize)
+                {
+                    entries.push((s, b));
+                    if body_server == self.me {
+                        body_bytes += ctx.block_size_bytes(b);
+                    }
+                }
+            }
+        }
+        let nv = self.last_nv.clone().filter(|nv| nv.view == self.view);
+        let size_bytes = HEADER_BYTES
+            + SIG_BYTES
+            + DIGEST_BYTES
+            + q_bytes(self.q)
+            + entries.len() as u64 * STATE_ENTRY_BYTES
+            + body_bytes
+            + nv.as_ref().map_or(0, |x| x.size_bytes);
+        ctx.charge_sign();
+        ctx.send(
+            from,
+            PbftMsg::StateReply(Arc::new(StateReplyMsg {
+                view: self.view,
+                snapshot_seq: self.h,
+                snapshot_digest: self.stable_digest,
+                entries,
+                new_view: nv,
+                size_bytes,
+            })),
+        );
+    }
+
+    fn on_state_reply(&mut self, ctx: &mut C<'_>, from: NodeId, r: Arc<StateReplyMsg>) {
+        ctx.charge_verify(1);
+        // Join a higher view through its (verified) new-view.
+        if let Some(nv) = &r.new_view {
+            if nv.view > self.view
+                && self.nv_done < nv.view
+                && self.vc_target.is_none_or(|t| t <= nv.view)
+                && self.valid_new_view(ctx, nv)
+            {
+                ctx.charge_verify(1 + nv.vcs.len() as u64);
+                self.install_new_view(ctx, nv.clone());
+            }
+        }
+        let limit = self.last_exec + MAX_STATE_REPLY_BLOCKS;
+        for &(s, b) in &r.entries {
+            if s <= self.last_exec || s > limit {
+                continue;
+            }
+            let v = self.vouch.entry(s).or_default();
+            if !v.iter().any(|x| x.0 == from) && v.len() < self.n {
+                v.push((from, b));
+            }
+        }
+        if r.snapshot_seq > self.last_exec
+            && !self.snapshots.iter().any(|x| x.0 == from)
+            && self.snapshots.len() < self.n
+        {
+            self.snapshots
+                .push((from, r.snapshot_seq, r.snapshot_digest));
+        }
+        let mut progressed = false;
+        loop {
+            let s = self.last_exec + 1;
+            let Some(v) = self.vouch.get(&s) else {
+                break;
+            };
+            let mut chosen = None;
+            for &(_, b) in v {
+                if v.iter().filter(|x| x.1 == b).count() > self.f {
+                    chosen = Some(b);
+                    break;
+                }
+            }
+            let Some(b) = chosen else {
+                break;
+            };
+            ctx.charge_hash(ctx.block_size_bytes(b));
+            self.execute(ctx, s, b);
+            self.vouch.remove(&s);
+            progressed = true;
+        }
+        // Too far behind for the peers' history: jump to a vouched checkpoint.
+        if !self.vouch.contains_key(&(self.last_exec + 1)) {
+            let mut best: Option<(u64, [u8; 32])> = None;
+            for &(_, s, d) in &self.snapshots {
+                let c = self
+                    .snapshots
+                    .iter()
+                    .filter(|x| x.1 == s && x.2 == d)
+                    .count();
+                if c > self.f && s > self.last_exec && best.is_none_or(|b| s > b.0) {
+                    best = Some((s, d));
+                }
+            }
+            if let Some((s, d)) = best {
+                if r.entries.is_empty() {
+                    self.last_exec = s;
+                    self.state_digest = d;
+                    self.history.clear();
+                    self.make_stable(s, d);
+                    self.snapshots.clear();
+                    progressed = true;
+                }
+            }
+        }
+        if progressed {
+            self.vouch = self.vouch.split_off(&(self.last_exec + 1));
+            self.try_execute(ctx);
+        }
+    }
+
+    fn on_message_inner(&mut self, ctx: &mut C<'_>, from: NodeId, msg: PbftMsg) {
+        match msg {
+            PbftMsg::Forward { txs, .. } => {
+                ctx.charge_verify(1);
+                if self.is_primary() && self.active() {
+                    for &tx in txs.iter() {
+                        self.enqueue(ctx, tx);
+                    }
+                }
+            }
+            PbftMsg::PrePrepare {
+                view,
+                seq,
+                block,
+                digest,
+                size_bytes,
+            } => {
+                ctx.charge_verify(1);
+                ctx.charge_hash(size_bytes.saturating_sub(HEADER_BYTES + DIGEST_BYTES + SIG_BYTES));
+                if digest != ctx.block_digest(block) || from != self.primary_of(view) {
+                    return;
+                }
+                if view > self.view || (view == self.view && self.nv_done < view) {
+                    if self.future_pp.len() < MAX_FUTURE_PRE_PREPARES
+                        && view <= self.view + MAX_VC_VIEWS_AHEAD
+                    {
+                        self.future_pp.push((
+                            from,
+                            PbftMsg::PrePrepare {
+                                view,
+                                seq,
+                                block,
+                                digest,
+                                size_bytes: 0,
+                            },
+                        ));
+                    }
+                    self.arm_catchup(ctx);
+                    return;
+                }
+                if view < self.view || !self.active() {
+                    return;
+                }
+                self.accept_pre_prepare(ctx, view, seq, block);
+            }
+            PbftMsg::Prepare { view, seq, block } => {
+                ctx.charge_verify(1);
+                if !self.in_watermarks(seq)
+                    || from == self.primary_of(view)
+                    || view + MAX_VOTE_VIEWS as u64 <= self.view
+                {
+                    return;
+                }
+                let cap = self.vote_cap();
+                if add_vote(
+                    &mut self.slot(seq).prepares,
+                    cap,
+                    Vote { from, view, block },
+                ) {
+                    self.note_log_len();
+                    self.check_prepared(ctx, seq);
+                }
+            }
+            PbftMsg::Commit { view, seq, block } => {
+                ctx.charge_verify(1);
+                if !self.in_watermarks(seq) || seq <= self.last_exec {
+                    if seq > self.h + self.l {
+                        self.arm_catchup(ctx);
+                    }
+                    return;
+                }
+                let cap = self.vote_cap();
+                if add_vote(&mut self.slot(seq).commits, cap, Vote { from, view, block }) {
+                    self.note_log_len();
+                    self.check_committed(ctx, seq);
+                }
+            }
+            PbftMsg::Checkpoint { seq, digest } => {
+                ctx.charge_verify(1);
+                self.record_checkpoint(from, seq, digest);
+                self.check_stable(ctx, seq);
+            }
+            PbftMsg::ViewChange(vc) => self.on_view_change(ctx, vc),
+            PbftMsg::NewView(nv) => self.on_new_view(ctx, from, nv),
+            PbftMsg::StateRequest {
+                from_seq,
+                body_server,
+            } => self.on_state_request(ctx, from, from_seq, body_server),
+            PbftMsg::StateReply(r) => self.on_state_reply(ctx, from, r),
+        }
+    }
+}
+
+fn q_bytes(q: usize) -> u64 {
+    q as u64 * VOTE_BYTES
+}
+
+impl Replica for PbftReplica {
+    type Msg = PbftMsg;
+    type Timer = PbftTimer;
+
+    fn on_start(&mut self, _ctx: &mut C<'_>) {}
+
+    fn on_client_tx(&mut self, ctx: &mut C<'_>, tx: TxRef) {
+        ctx.charge_verify(1);
+        if Self::silent(ctx) {
+            return;
+        }
+        if self.is_primary() && self.active() {
+            self.enqueue(ctx, tx);
+        } else {
+            self.add_waiting(ctx, tx);
+            self.buffer_forward(ctx);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut C<'_>, from: NodeId, msg: PbftMsg) {
+        self.on_message_inner(ctx, from, msg);
+    }
+
+    fn on_timer(&mut self, ctx: &mut C<'_>, timer: PbftTimer) {
+        match timer {
+            PbftTimer::Batch => {
+                self.batch_timer = None;
+                self.try_propose(ctx);
+            }
+            PbftTimer::Forward => {
+                self.fwd_timer = None;
+                self.flush_forward(ctx);
+            }
+            PbftTimer::Request => {
+                self.req_timer = None;
+                while let Some(&(id, _)) = self.waiting_order.front() {
+                    if self.waiting.contains_key(&id) {
+                        break;
+                    }
+                    self.waiting_order.pop_front();
+                }
+                let Some(&(_, at)) = self.waiting_order.front() else {
+                    return;
+                };
+                if self.vc_target.is_some() {
+                    return; // the view-change timer is in charge
+                }
+                let due = at + self.request_timeout_ns;
+                if ctx.now() >= due {
+                    if !self.is_primary() {
+                        self.start_view_change(ctx, self.view + 1);
+                    }
+                } else {
+                    self.req_timer = Some(ctx.set_timer(due - ctx.now(), PbftTimer::Request));
+                }
+            }
+            PbftTimer::ViewChange(v) => {
+                self.vc_timer = None;
+                // Stuck: no new-view for v, or v installed but nothing executed
+                // while requests wait.
+                let stuck = self.vc_target == Some(v)
+                    || (self.vc_target.is_none()
+                        && self.view == v
+                        && self.vc_attempts > 0
+                        && !self.waiting.is_empty());
+                if stuck {
+                    self.vc_attempts += 1;
+                    let next = v + 1;
+                    self.vc_target = None;
+                    self.start_view_change(ctx, next);
+                }
+            }
+            PbftTimer::CatchUp => {
+                self.catchup_timer = None;
+                if self.last_exec > self.catchup_mark && self.behind() {
+                    // Still progressing on its own: look again later.
+                    self.arm_catchup(ctx);
+                } else if self.behind() || self.future_pp.iter().any(|(_, m)| matches!(m, PbftMsg::PrePrepare { view, .. } if *view > self.nv_done)) {
+                    self.request_state(ctx);
+                    self.catchup_timer = Some(ctx.set_timer(4 * self.state_delay_ns.max(1), PbftTimer::CatchUp));
+                }
+            }
+        }
+    }
+
+    fn on_recover(&mut self, ctx: &mut C<'_>) {
+        // Volatile state is gone (timers already are).
+        self.pending.clear();
+        self.queued.clear();
+        self.fwd_buf.clear();
+        self.waiting.clear();
+        self.waiting_order.clear();
+        self.vcs.clear();
+        self.vouch.clear();
+        self.snapshots.clear();
+        self.future_pp.clear();
+        self.batch_timer = None;
+        self.fwd_timer = None;
+        self.req_timer = None;
+        self.vc_timer = None;
+        self.catchup_timer = None;
+        if let Some(v) = self.vc_target.take() {
+            // Resume the interrupted view change.
+            self.start_view_change(ctx, v);
+        }
+        self.request_state(ctx);
+        self.catchup_timer =
+            Some(ctx.set_timer(4 * self.state_delay_ns.max(1), PbftTimer::CatchUp));
+    }
+}
