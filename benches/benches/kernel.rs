@@ -29,8 +29,14 @@ fn bench_kernel(c: &mut Criterion) {
             *x % 1_000_000 + 1
         };
         for i in 0..PENDING {
-            q.schedule(next(&mut x), TimerEvent { node: i as u32, timer: 0 })
-                .expect("schedule");
+            q.schedule(
+                next(&mut x),
+                TimerEvent {
+                    node: i as u32,
+                    timer: 0,
+                },
+            )
+            .expect("schedule");
         }
         b.iter(|| {
             let mut acc = 0u64;

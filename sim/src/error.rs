@@ -60,7 +60,9 @@ pub enum ScenarioError {
         allowed: Vec<String>,
     },
     /// The run would need more memory than the stated bound.
-    #[error("the run would need about {estimated_mib} MiB (over the limit of {limit_mib} MiB): {what}")]
+    #[error(
+        "the run would need about {estimated_mib} MiB (over the limit of {limit_mib} MiB): {what}"
+    )]
     TooLarge {
         /// Estimate, MiB.
         estimated_mib: u64,

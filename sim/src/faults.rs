@@ -121,7 +121,9 @@ impl FaultSpec {
     /// Start and (optional) end time, s.
     pub fn window_s(&self) -> (f64, Option<f64>) {
         match *self {
-            FaultSpec::Crash { at_s, recover_s, .. } => (at_s, recover_s),
+            FaultSpec::Crash {
+                at_s, recover_s, ..
+            } => (at_s, recover_s),
             FaultSpec::Partition { at_s, until_s, .. }
             | FaultSpec::Loss { at_s, until_s, .. }
             | FaultSpec::Latency { at_s, until_s, .. }
@@ -134,7 +136,9 @@ impl FaultSpec {
     pub fn named_nodes(&self) -> Vec<NodeId> {
         match self {
             FaultSpec::Crash { node, .. } | FaultSpec::Slow { node, .. } => vec![*node],
-            FaultSpec::Partition { nodes, .. } | FaultSpec::Byzantine { nodes, .. } => nodes.clone(),
+            FaultSpec::Partition { nodes, .. } | FaultSpec::Byzantine { nodes, .. } => {
+                nodes.clone()
+            }
             FaultSpec::Loss { node, from, to, .. } | FaultSpec::Latency { node, from, to, .. } => {
                 [*node, *from, *to].into_iter().flatten().collect()
             }
@@ -143,7 +147,12 @@ impl FaultSpec {
 
     /// Check the fault against a run of `n_nodes` nodes and `regions`; the message
     /// names the problem (the caller adds the field path).
-    pub fn validate(&self, n_nodes: usize, regions: &[String], duration_s: f64) -> Result<(), String> {
+    pub fn validate(
+        &self,
+        n_nodes: usize,
+        regions: &[String],
+        duration_s: f64,
+    ) -> Result<(), String> {
         for n in self.named_nodes() {
             if n as usize >= n_nodes {
                 return Err(format!("node {n} does not exist (nodes are 0..{n_nodes})"));
@@ -155,7 +164,9 @@ impl FaultSpec {
         }
         if let Some(u) = until {
             if !u.is_finite() || u < at {
-                return Err(format!("end time {u} must be finite and not before the start {at}"));
+                return Err(format!(
+                    "end time {u} must be finite and not before the start {at}"
+                ));
             }
         }
         let _ = duration_s;
@@ -163,19 +174,34 @@ impl FaultSpec {
             FaultSpec::Partition { nodes, region, .. } => {
                 if let Some(r) = region {
                     if !regions.iter().any(|x| x == r) {
-                        return Err(format!("unknown region {r:?}; allowed: {}", regions.join(", ")));
+                        return Err(format!(
+                            "unknown region {r:?}; allowed: {}",
+                            regions.join(", ")
+                        ));
                     }
                 } else if nodes.is_empty() {
                     return Err("a partition needs `nodes` or `region`".into());
                 }
             }
-            FaultSpec::Loss { node, from, to, loss, .. } => {
+            FaultSpec::Loss {
+                node,
+                from,
+                to,
+                loss,
+                ..
+            } => {
                 check_target(*node, *from, *to)?;
                 if !(0.0..=1.0).contains(loss) {
                     return Err(format!("loss must be in [0, 1], got {loss}"));
                 }
             }
-            FaultSpec::Latency { node, from, to, extra_ms, .. } => {
+            FaultSpec::Latency {
+                node,
+                from,
+                to,
+                extra_ms,
+                ..
+            } => {
                 check_target(*node, *from, *to)?;
                 if !extra_ms.is_finite() || *extra_ms < 0.0 {
                     return Err(format!("extra_ms must be finite and >= 0, got {extra_ms}"));
@@ -192,7 +218,11 @@ impl FaultSpec {
     }
 }
 
-fn check_target(node: Option<NodeId>, from: Option<NodeId>, to: Option<NodeId>) -> Result<(), String> {
+fn check_target(
+    node: Option<NodeId>,
+    from: Option<NodeId>,
+    to: Option<NodeId>,
+) -> Result<(), String> {
     match (node, from, to) {
         (Some(_), None, None) | (None, Some(_), Some(_)) => Ok(()),
         _ => Err("give either `node`, or both `from` and `to`".into()),

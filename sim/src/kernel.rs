@@ -14,7 +14,6 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-
 /// Virtual time in nanoseconds since the start of the run.
 pub type TimeNs = u64;
 
@@ -49,7 +48,11 @@ fn pack(time: TimeNs, seq: u64, slot: u32) -> u128 {
 #[inline]
 fn unpack(key: u128) -> (TimeNs, u64, u32) {
     let low = key as u64;
-    ((key >> 64) as u64, low >> SLOT_BITS, (low & ((1 << SLOT_BITS) - 1)) as u32)
+    (
+        (key >> 64) as u64,
+        low >> SLOT_BITS,
+        (low & ((1 << SLOT_BITS) - 1)) as u32,
+    )
 }
 
 /// A min-heap of packed keys (std's binary heap over `Reverse<u128>`: one

@@ -19,7 +19,11 @@ pub fn genesis_of(consortium: &Consortium) -> Result<Genesis, String> {
     let mut b = GenesisBuilder::new();
     for o in &spec.orgs {
         b = match o.kind {
-            OrgKind::Insurer => b.insurer(o.id, o.opening_balance_cents, o.claim_limit_cents.unwrap_or(0)),
+            OrgKind::Insurer => b.insurer(
+                o.id,
+                o.opening_balance_cents,
+                o.claim_limit_cents.unwrap_or(0),
+            ),
             k => b.org(o.id, k, o.opening_balance_cents),
         };
     }

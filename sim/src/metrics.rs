@@ -122,7 +122,14 @@ impl Metrics {
     }
 
     /// A transaction submitted at `submit` became final at `t`.
-    pub fn on_final(&mut self, submit: u64, t: u64, rejected: bool, aborted: bool, cross_shard: bool) {
+    pub fn on_final(
+        &mut self,
+        submit: u64,
+        t: u64,
+        rejected: bool,
+        aborted: bool,
+        cross_shard: bool,
+    ) {
         let lat_us = ((t - submit) / 1_000).clamp(1, MAX_LATENCY_US);
         {
             let b = self.bucket(t);

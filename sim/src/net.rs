@@ -18,8 +18,8 @@
 //! A 200 MB imaging blob therefore occupies a 100 Mbps link for 16 s and every
 //! message behind it on the same uplink or downlink waits.
 
-use crate::protocol::NodeId;
 use crate::kernel::TimeNs;
+use crate::protocol::NodeId;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use simrand::Stream;
@@ -99,7 +99,9 @@ impl Jitter {
             Jitter::Uniform { max_ms } if ok(max_ms) => Ok(()),
             Jitter::Lognormal { median_ms, sigma } if ok(median_ms) && ok(sigma) => Ok(()),
             Jitter::Exponential { mean_ms } if ok(mean_ms) => Ok(()),
-            _ => Err(format!("jitter parameters must be finite and >= 0, got {self:?}")),
+            _ => Err(format!(
+                "jitter parameters must be finite and >= 0, got {self:?}"
+            )),
         }
     }
 
@@ -229,7 +231,11 @@ impl Topology {
     /// when that names a network region (exactly, or as a prefix: an organisation
     /// in `us-east-1` sits in `us-east`); otherwise nodes are spread round-robin over
     /// the network regions. `[[network.nodes]]` overrides single nodes.
-    pub fn new(cfg: &NetworkConfig, n_nodes: usize, org_regions: &[String]) -> Result<Topology, String> {
+    pub fn new(
+        cfg: &NetworkConfig,
+        n_nodes: usize,
+        org_regions: &[String],
+    ) -> Result<Topology, String> {
         let r = cfg.regions.len();
         if r == 0 || r > u16::MAX as usize {
             return Err("network.regions: need at least one region".into());
@@ -243,7 +249,9 @@ impl Topology {
         for (i, row) in cfg.latency_ms.iter().enumerate() {
             for (j, &ms) in row.iter().enumerate() {
                 if !ms.is_finite() || ms < 0.0 {
-                    return Err(format!("network.latency_ms[{i}][{j}]: must be finite and >= 0, got {ms}"));
+                    return Err(format!(
+                        "network.latency_ms[{i}][{j}]: must be finite and >= 0, got {ms}"
+                    ));
                 }
                 latency_ns.push((ms * 1e6) as u64);
             }
@@ -253,7 +261,12 @@ impl Topology {
                 .iter()
                 .position(|x| x == name)
                 .map(|i| i as u16)
-                .ok_or_else(|| format!("{field}: unknown region {name:?}; allowed: {}", cfg.regions.join(", ")))
+                .ok_or_else(|| {
+                    format!(
+                        "{field}: unknown region {name:?}; allowed: {}",
+                        cfg.regions.join(", ")
+                    )
+                })
         };
         let placement: Vec<u16> = if cfg.placement.is_empty() {
             (0..r as u16).collect()
@@ -267,7 +280,9 @@ impl Topology {
             if x.is_finite() && x > 0.0 {
                 Ok(x)
             } else {
-                Err(format!("{field}: bandwidth must be a positive number of Mbps, got {x}"))
+                Err(format!(
+                    "{field}: bandwidth must be a positive number of Mbps, got {x}"
+                ))
             }
         };
         let up = check_bw(cfg.upload_mbps, "network.upload_mbps")?;
@@ -282,7 +297,9 @@ impl Topology {
                     .map(|i| i as u16)
             })
             .collect();
-        let use_orgs = cfg.placement.is_empty() && !org_region.is_empty() && org_region.iter().all(Option::is_some);
+        let use_orgs = cfg.placement.is_empty()
+            && !org_region.is_empty()
+            && org_region.iter().all(Option::is_some);
         let mut node_region: Vec<u16> = (0..n_nodes)
             .map(|i| {
                 if use_orgs {
@@ -469,7 +486,13 @@ impl Network {
     }
 
     /// Start a link fault `id` (loss raised to at least `loss`, latency + `extra_latency_ns`).
-    pub fn add_link_fault(&mut self, id: u32, target: LinkTarget, loss: f64, extra_latency_ns: u64) {
+    pub fn add_link_fault(
+        &mut self,
+        id: u32,
+        target: LinkTarget,
+        loss: f64,
+        extra_latency_ns: u64,
+    ) {
         self.faults.push(LinkFault {
             id,
             target,
@@ -490,7 +513,11 @@ impl Network {
         for &m in members {
             inside[m as usize] = true;
         }
-        self.partitions.push(Partition { id, inside, one_way });
+        self.partitions.push(Partition {
+            id,
+            inside,
+            one_way,
+        });
     }
 
     /// Heal partition `id`.

@@ -110,7 +110,9 @@ impl TimerIds {
 /// Byzantine behaviours a scenario can assign to nodes. The simulator only
 /// reports the mark through [`Ctx::byzantine`]; each protocol decides what a
 /// behaviour means for it (and may ignore ones that make no sense for it).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ByzantineBehaviour {
     /// Send conflicting proposals/votes to different peers.
@@ -138,7 +140,12 @@ pub trait Replica {
     /// A client transaction arrived at this node (it is the shard's gateway for it).
     fn on_client_tx(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Timer>, tx: TxRef);
     /// A message from `from` arrived.
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Timer>, from: NodeId, msg: Self::Msg);
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Msg, Self::Timer>,
+        from: NodeId,
+        msg: Self::Msg,
+    );
     /// A timer set with [`Ctx::set_timer`] fired (cancelled timers never fire;
     /// timers set before a crash never fire after it).
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Timer>, timer: Self::Timer);

@@ -121,11 +121,16 @@ pub fn wall_clock_s() -> f64 {
     use std::sync::OnceLock;
     static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
     let origin = *ORIGIN.get_or_init(std::time::Instant::now);
-    std::time::Instant::now().duration_since(origin).as_secs_f64()
+    std::time::Instant::now()
+        .duration_since(origin)
+        .as_secs_f64()
 }
 
 /// Run `scenario` with protocol `P` (the registry's entry point; `scenario` must be valid).
-pub fn run_protocol<P: Protocol>(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult, SimError> {
+pub fn run_protocol<P: Protocol>(
+    scenario: &Scenario,
+    opts: &RunOptions,
+) -> Result<RunResult, SimError> {
     let wall_start = wall_clock_s();
     let protocol = P::from_scenario(scenario)?;
     let sim = Simulation::new(scenario, &protocol, opts)?;
@@ -234,7 +239,13 @@ impl RunResult {
             .iter()
             .map(|(k, v)| (k.clone(), json!({"count": v.count, "bytes": v.bytes})))
             .collect();
-        let frac = |a: u64, b: u64| if b == 0 { 0.0 } else { round6(a as f64 / b as f64) };
+        let frac = |a: u64, b: u64| {
+            if b == 0 {
+                0.0
+            } else {
+                round6(a as f64 / b as f64)
+            }
+        };
         let produced = m.blocks_committed + m.stale_blocks;
         json!({
             "scenario": s.name,
@@ -336,7 +347,8 @@ impl RunResult {
     /// One row per transaction (`transactions.csv`, before compression); empty
     /// unless `metrics.record_transactions` was set.
     pub fn transactions_csv(&self) -> String {
-        let mut out = String::from("id,kind,client,cross_shard,submit_ms,done_ms,status,latency_ms\n");
+        let mut out =
+            String::from("id,kind,client,cross_shard,submit_ms,done_ms,status,latency_ms\n");
         for (i, t) in self.transactions.iter().enumerate() {
             let status = match t.status {
                 TxStatus::Pending => "pending",
@@ -345,7 +357,10 @@ impl RunResult {
                 TxStatus::Aborted => "aborted",
             };
             let (done, lat) = match t.done_ns {
-                Some(d) => (format!("{}", d as f64 / 1e6), format!("{}", (d - t.submit_ns) as f64 / 1e6)),
+                Some(d) => (
+                    format!("{}", d as f64 / 1e6),
+                    format!("{}", (d - t.submit_ns) as f64 / 1e6),
+                ),
                 None => (String::new(), String::new()),
             };
             out.push_str(&format!(

@@ -119,7 +119,18 @@ impl Default for Scenario {
 /// Keys of optional (`Option`) fields that a default serialisation omits, per table path.
 const OPTIONAL_KEYS: &[(&str, &str)] = &[("", "cross_shard_fraction")];
 /// Tables whose contents are not checked here (free-form or checked by their owner).
-const FREE_FORM: &[&str] = &["protocol", "workload", "consortium", "faults", "network.jitter", "network.nodes", "network.links", "network.latency_ms", "network.regions", "network.placement"];
+const FREE_FORM: &[&str] = &[
+    "protocol",
+    "workload",
+    "consortium",
+    "faults",
+    "network.jitter",
+    "network.nodes",
+    "network.links",
+    "network.latency_ms",
+    "network.regions",
+    "network.placement",
+];
 
 impl Scenario {
     /// Parse a scenario from TOML text; `source_name` labels errors (a file name).
@@ -134,10 +145,12 @@ impl Scenario {
         source_name: &str,
         overrides: &[(String, String)],
     ) -> Result<Scenario, ScenarioError> {
-        let mut tree: toml::Table = text.parse().map_err(|e: toml::de::Error| ScenarioError::Syntax {
-            source_name: source_name.to_string(),
-            message: e.to_string().trim().to_string(),
-        })?;
+        let mut tree: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ScenarioError::Syntax {
+                    source_name: source_name.to_string(),
+                    message: e.to_string().trim().to_string(),
+                })?;
         for (k, v) in overrides {
             apply_override_tree(&mut tree, k, v)?;
         }
@@ -173,7 +186,10 @@ impl Scenario {
             message: e.to_string(),
         })?;
         toml::from_str::<Scenario>(&text).map_err(|e| {
-            let path = e.span().map(|s| path_at(&text, s.start)).unwrap_or_default();
+            let path = e
+                .span()
+                .map(|s| path_at(&text, s.start))
+                .unwrap_or_default();
             serde_error(source_name, path, e.message())
         })
     }
@@ -187,13 +203,15 @@ impl Scenario {
     }
 
     /// Parameters of protocol `name` from `[protocol.<name>]` (defaults if absent).
-    pub fn protocol_params<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, ScenarioError> {
+    pub fn protocol_params<T: DeserializeOwned + Default>(
+        &self,
+        name: &str,
+    ) -> Result<T, ScenarioError> {
         match self.protocol.get(name) {
             None => Ok(T::default()),
-            Some(v) => v
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| serde_error(&self.name, format!("protocol.{name}"), e.message())),
+            Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| {
+                serde_error(&self.name, format!("protocol.{name}"), e.message())
+            }),
         }
     }
 
@@ -224,7 +242,10 @@ impl Scenario {
             return Err(bad("nodes_per_shard", "must be at least 1".into()));
         }
         if self.total_nodes() > MAX_NODES {
-            return Err(bad("nodes_per_shard", format!("shards * nodes_per_shard must be at most {MAX_NODES}")));
+            return Err(bad(
+                "nodes_per_shard",
+                format!("shards * nodes_per_shard must be at most {MAX_NODES}"),
+            ));
         }
         nonneg("duration_s", self.duration_s)?;
         if self.duration_s <= 0.0 {
@@ -232,12 +253,18 @@ impl Scenario {
         }
         nonneg("warmup_s", self.warmup_s)?;
         if self.warmup_s >= self.duration_s {
-            return Err(bad("warmup_s", format!("must be less than duration_s ({})", self.duration_s)));
+            return Err(bad(
+                "warmup_s",
+                format!("must be less than duration_s ({})", self.duration_s),
+            ));
         }
         nonneg("offered_tps", self.offered_tps)?;
         if let Some(f) = self.cross_shard_fraction {
             if !(0.0..=1.0).contains(&f) {
-                return Err(bad("cross_shard_fraction", format!("must be in [0, 1], got {f}")));
+                return Err(bad(
+                    "cross_shard_fraction",
+                    format!("must be in [0, 1], got {f}"),
+                ));
             }
         }
         if self.block_max_tx == 0 {
@@ -251,24 +278,37 @@ impl Scenario {
         if self.network.loss > 1.0 {
             return Err(bad("network.loss", "must be in [0, 1]".into()));
         }
-        self.network.jitter.validate().map_err(|m| bad("network.jitter", m))?;
+        self.network
+            .jitter
+            .validate()
+            .map_err(|m| bad("network.jitter", m))?;
         for (i, l) in self.network.links.iter().enumerate() {
             if l.from as u64 >= self.total_nodes() || l.to as u64 >= self.total_nodes() {
-                return Err(bad(&format!("network.links[{i}]"), format!("node out of range 0..{}", self.total_nodes())));
+                return Err(bad(
+                    &format!("network.links[{i}]"),
+                    format!("node out of range 0..{}", self.total_nodes()),
+                ));
             }
             if let Some(p) = l.loss {
                 if !(0.0..=1.0).contains(&p) {
-                    return Err(bad(&format!("network.links[{i}].loss"), "must be in [0, 1]".into()));
+                    return Err(bad(
+                        &format!("network.links[{i}].loss"),
+                        "must be in [0, 1]".into(),
+                    ));
                 }
             }
             if let Some(ms) = l.latency_ms {
                 nonneg(&format!("network.links[{i}].latency_ms"), ms)?;
             }
         }
-        Topology::new(&self.network, self.total_nodes() as usize, &[]).map_err(|m| bad("network", m))?;
+        Topology::new(&self.network, self.total_nodes() as usize, &[])
+            .map_err(|m| bad("network", m))?;
         let c = &self.node;
         if !c.hash_ns_per_byte.is_finite() || c.hash_ns_per_byte < 0.0 {
-            return Err(bad("node.hash_ns_per_byte", "must be finite and >= 0".into()));
+            return Err(bad(
+                "node.hash_ns_per_byte",
+                "must be finite and >= 0".into(),
+            ));
         }
         if c.cores == 0 || c.cores > 1024 {
             return Err(bad("node.cores", "must be in 1..=1024".into()));
@@ -276,21 +316,37 @@ impl Scenario {
         if c.max_inbox == 0 {
             return Err(bad("node.max_inbox", "must be at least 1".into()));
         }
-        if !self.metrics.timeseries_bucket_s.is_finite() || self.metrics.timeseries_bucket_s <= 0.0 {
-            return Err(bad("metrics.timeseries_bucket_s", "must be positive".into()));
+        if !self.metrics.timeseries_bucket_s.is_finite() || self.metrics.timeseries_bucket_s <= 0.0
+        {
+            return Err(bad(
+                "metrics.timeseries_bucket_s",
+                "must be positive".into(),
+            ));
         }
         let buckets = self.duration_s / self.metrics.timeseries_bucket_s;
         if buckets > 1_000_000.0 {
-            return Err(bad("metrics.timeseries_bucket_s", "more than 1,000,000 time-series buckets".into()));
+            return Err(bad(
+                "metrics.timeseries_bucket_s",
+                "more than 1,000,000 time-series buckets".into(),
+            ));
         }
-        self.workload.validate().map_err(|e| bad("workload", e.to_string()))?;
-        self.consortium.validate().map_err(|e| bad("consortium", e.to_string()))?;
+        self.workload
+            .validate()
+            .map_err(|e| bad("workload", e.to_string()))?;
+        self.consortium
+            .validate()
+            .map_err(|e| bad("consortium", e.to_string()))?;
         for (i, f) in self.faults.iter().enumerate() {
-            f.validate(self.total_nodes() as usize, &self.network.regions, self.duration_s)
-                .map_err(|m| bad(&format!("faults[{i}] ({})", f.kind()), m))?;
+            f.validate(
+                self.total_nodes() as usize,
+                &self.network.regions,
+                self.duration_s,
+            )
+            .map_err(|m| bad(&format!("faults[{i}] ({})", f.kind()), m))?;
         }
         let txs = self.offered_tps * self.duration_s;
-        let est = (txs * ESTIMATED_BYTES_PER_TX as f64) as u64 / (1024 * 1024) + self.total_nodes() / 16;
+        let est =
+            (txs * ESTIMATED_BYTES_PER_TX as f64) as u64 / (1024 * 1024) + self.total_nodes() / 16;
         if est > MAX_ESTIMATED_MEMORY_MIB {
             return Err(ScenarioError::TooLarge {
                 estimated_mib: est,
@@ -310,7 +366,12 @@ impl Scenario {
 fn serde_error(source_name: &str, path: String, message: &str) -> ScenarioError {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some((field, tail)) = rest.split_once('`') {
-            let allowed: Vec<String> = tail.split('`').skip(1).step_by(2).map(str::to_string).collect();
+            let allowed: Vec<String> = tail
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect();
             let full = if path.is_empty() || path.ends_with(field) {
                 path.clone()
             } else {
@@ -318,7 +379,11 @@ fn serde_error(source_name: &str, path: String, message: &str) -> ScenarioError 
             };
             return ScenarioError::UnknownField {
                 source_name: source_name.to_string(),
-                path: if full.is_empty() { field.to_string() } else { full },
+                path: if full.is_empty() {
+                    field.to_string()
+                } else {
+                    full
+                },
                 suggestion: suggest(field, &allowed),
                 allowed,
             };
@@ -342,17 +407,25 @@ fn suggest(given: &str, allowed: &[String]) -> Option<String> {
 }
 
 /// Set `key` (dotted) in `tree` to `value` parsed as a TOML value (falling back to a string).
-pub fn apply_override_tree(tree: &mut toml::Table, key: &str, value: &str) -> Result<(), ScenarioError> {
+pub fn apply_override_tree(
+    tree: &mut toml::Table,
+    key: &str,
+    value: &str,
+) -> Result<(), ScenarioError> {
     let bad = |message: String| ScenarioError::BadOverride {
         key: key.to_string(),
         message,
     };
     let parts: Vec<&str> = key.split('.').collect();
     if key.is_empty() || parts.iter().any(|p| p.trim().is_empty()) {
-        return Err(bad("the key must be a dotted path like `network.loss`".into()));
+        return Err(bad(
+            "the key must be a dotted path like `network.loss`".into()
+        ));
     }
     let parsed: toml::Value = match format!("v = {value}").parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(value.to_string())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(value.to_string())),
         Err(_) => toml::Value::String(value.to_string()),
     };
     let mut cur = tree;
@@ -378,15 +451,31 @@ pub fn apply_override_tree(tree: &mut toml::Table, key: &str, value: &str) -> Re
     Ok(())
 }
 
-fn check_unknown(tree: &toml::Table, known: &toml::Table, prefix: &str, source: &str) -> Result<(), ScenarioError> {
+fn check_unknown(
+    tree: &toml::Table,
+    known: &toml::Table,
+    prefix: &str,
+    source: &str,
+) -> Result<(), ScenarioError> {
     for (k, v) in tree {
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-        let optional = OPTIONAL_KEYS.iter().any(|(p, key)| *p == prefix && key == k);
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        let optional = OPTIONAL_KEYS
+            .iter()
+            .any(|(p, key)| *p == prefix && key == k);
         match known.get(k) {
             None if optional => {}
             None => {
                 let mut allowed: Vec<String> = known.keys().cloned().collect();
-                allowed.extend(OPTIONAL_KEYS.iter().filter(|(p, _)| *p == prefix).map(|(_, k)| k.to_string()));
+                allowed.extend(
+                    OPTIONAL_KEYS
+                        .iter()
+                        .filter(|(p, _)| *p == prefix)
+                        .map(|(_, k)| k.to_string()),
+                );
                 allowed.sort();
                 let suggestion = suggest(k, &allowed);
                 return Err(ScenarioError::UnknownField {

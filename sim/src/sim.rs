@@ -14,16 +14,16 @@ use crate::metrics::Metrics;
 use crate::net::{LinkTarget, Network, Topology};
 use crate::node::ChargeModel;
 use crate::protocol::{
-    BlockRef, ByzantineBehaviour, Ctx, Effects, Message, NodeId, Protocol, Replica, TimerId, TimerIds, TimerOp,
-    TxRef,
+    BlockRef, ByzantineBehaviour, Ctx, Effects, Message, NodeId, Protocol, Replica, TimerId,
+    TimerIds, TimerOp, TxRef,
 };
 use crate::run::RunOptions;
 use crate::scenario::{Scenario, ScenarioError};
 use crate::store::BlockStore;
+use ledger_core::{Receipt, ShardOp, Vote};
 use rustc_hash::FxHashMap;
 use simrand::Stream;
 use std::collections::{BTreeMap, VecDeque};
-use ledger_core::{Receipt, ShardOp, Vote};
 use std::io::Write;
 use workloads::{Consortium, Generator, TxRequest};
 
@@ -40,7 +40,12 @@ pub(crate) enum Event<M, T> {
     /// A message is fully received by a node.
     Deliver { from: NodeId, to: NodeId, msg: M },
     /// A timer fires.
-    Timer { node: NodeId, epoch: u32, id: TimerId, timer: T },
+    Timer {
+        node: NodeId,
+        epoch: u32,
+        id: TimerId,
+        timer: T,
+    },
     /// A client transaction is fully received by its gateway.
     ClientTx { node: NodeId, tx: TxRef },
     /// A parked workload request is due.
@@ -99,23 +104,29 @@ pub(crate) struct Outcome {
     pub(crate) tx_records: Vec<ClientTx>,
 }
 
+type MsgOf<P> = <<P as Protocol>::Replica as Replica>::Msg;
+type TimerOf<P> = <<P as Protocol>::Replica as Replica>::Timer;
+type EventOf<P> = Event<MsgOf<P>, TimerOf<P>>;
+type WorkOf<P> = Work<MsgOf<P>, TimerOf<P>>;
+
 /// A simulation of protocol `P` over a scenario.
 pub struct Simulation<'o, P: Protocol> {
     scenario: Scenario,
     opts: &'o RunOptions,
     seed: u64,
-    queue: EventQueue<Event<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>>,
+    queue: EventQueue<EventOf<P>>,
     replicas: Vec<P::Replica>,
-    nodes: Vec<NodeState<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>>,
+    nodes: Vec<NodeState<MsgOf<P>, TimerOf<P>>>,
     charges: Vec<ChargeModel>,
     committees: Vec<Vec<NodeId>>,
     net: Network,
     blocks: BlockStore,
-    fx: Effects<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>,
+    fx: Effects<MsgOf<P>, TimerOf<P>>,
     timer_ids: TimerIds,
     ops: Vec<Op>,
     txs: Vec<ClientTx>,
-    generator: Generator,
+    /// `None` when the scenario offers no load (`offered_tps = 0`, open loop).
+    generator: Option<Generator>,
     closed_loop: bool,
     parked: Vec<Option<TxRequest>>,
     parked_free: Vec<u32>,
@@ -150,10 +161,20 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 message: m,
             })
         };
-        let consortium = Consortium::new(&scenario.consortium, seed).map_err(|e| bad("consortium", e.to_string()))?;
+        let consortium = Consortium::new(&scenario.consortium, seed)
+            .map_err(|e| bad("consortium", e.to_string()))?;
         let genesis = genesis_of(&consortium).map_err(|m| bad("consortium", m))?;
-        let generator = Generator::new(&scenario.workload, &consortium, scenario.offered_tps, seed)
-            .map_err(|e| bad("workload", e.to_string()))?;
+        let no_load = scenario.offered_tps == 0.0
+            && scenario.workload.trace.is_none()
+            && scenario.workload.arrival.process != workloads::ArrivalKind::Closed;
+        let generator = if no_load {
+            None
+        } else {
+            Some(
+                Generator::new(&scenario.workload, &consortium, scenario.offered_tps, seed)
+                    .map_err(|e| bad("workload", e.to_string()))?,
+            )
+        };
         let org_regions: Vec<String> = consortium.orgs().iter().map(|o| o.region.clone()).collect();
         let topo = Topology::new(&scenario.network, n, &org_regions).map_err(|m| {
             SimError::Scenario(ScenarioError::InvalidValue {
@@ -163,7 +184,9 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             })
         })?;
         let net = Network::new(topo, &scenario.network, seed);
-        let committees: Vec<Vec<NodeId>> = (0..shards).map(|s| (s * nps..(s + 1) * nps).collect()).collect();
+        let committees: Vec<Vec<NodeId>> = (0..shards)
+            .map(|s| (s * nps..(s + 1) * nps).collect())
+            .collect();
         let mut replicas = Vec::with_capacity(n);
         let mut nodes = Vec::with_capacity(n);
         for s in 0..shards {
@@ -186,10 +209,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         let bucket_ns = s_to_ns(scenario.metrics.timeseries_bucket_s);
         let trace = match &opts.trace_path {
             None => None,
-            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| SimError::Trace {
-                path: p.display().to_string(),
-                source: e,
-            })?)),
+            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+                |e| SimError::Trace {
+                    path: p.display().to_string(),
+                    source: e,
+                },
+            )?)),
         };
         Ok(Simulation {
             scenario: scenario.clone(),
@@ -206,7 +231,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             timer_ids: TimerIds::default(),
             ops: Vec::new(),
             txs: Vec::new(),
-            closed_loop: generator.is_closed_loop(),
+            closed_loop: generator.as_ref().is_some_and(Generator::is_closed_loop),
             generator,
             parked: Vec::new(),
             parked_free: Vec::new(),
@@ -228,11 +253,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     }
 
     #[inline]
-    fn schedule(
-        &mut self,
-        at: TimeNs,
-        ev: Event<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>,
-    ) -> Result<crate::kernel::EventId, SimError> {
+    fn schedule(&mut self, at: TimeNs, ev: EventOf<P>) -> Result<crate::kernel::EventId, SimError> {
         self.queue.schedule(at, ev).map_err(|e| SimError::Kernel {
             seed: self.seed,
             source: e,
@@ -244,7 +265,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             let r = writeln!(w, "{t} {line}");
             if let Err(e) = r {
                 return Err(SimError::Trace {
-                    path: self.opts.trace_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                    path: self
+                        .opts
+                        .trace_path
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
                     source: e,
                 });
             }
@@ -258,9 +284,21 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         let faults = self.scenario.faults.clone();
         for (i, f) in faults.iter().enumerate() {
             let (at, until) = f.window_s();
-            self.schedule(s_to_ns(at), Event::Fault { index: i as u32, start: true })?;
+            self.schedule(
+                s_to_ns(at),
+                Event::Fault {
+                    index: i as u32,
+                    start: true,
+                },
+            )?;
             if let Some(u) = until {
-                self.schedule(s_to_ns(u), Event::Fault { index: i as u32, start: false })?;
+                self.schedule(
+                    s_to_ns(u),
+                    Event::Fault {
+                        index: i as u32,
+                        start: false,
+                    },
+                )?;
             }
         }
         // Start every node.
@@ -268,11 +306,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             self.arrive(node, 0, Work::Start)?;
         }
         // First requests.
-        if self.closed_loop {
-            for r in self.generator.initial_requests() {
-                self.park(r)?;
-            }
-        } else if let Some(r) = self.generator.next_request() {
+        let first = match self.generator.as_mut() {
+            None => Vec::new(),
+            Some(g) if g.is_closed_loop() => g.initial_requests(),
+            Some(g) => g.next_request().into_iter().collect(),
+        };
+        for r in first {
             self.park(r)?;
         }
         let progress_every = NS_PER_S / 10;
@@ -289,18 +328,29 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     }
                 }
                 if let Some(cb) = &self.opts.progress {
-                    cb(t as f64 / NS_PER_S as f64, self.end_ns as f64 / NS_PER_S as f64);
+                    cb(
+                        t as f64 / NS_PER_S as f64,
+                        self.end_ns as f64 / NS_PER_S as f64,
+                    );
                 }
                 next_progress = t + progress_every;
             }
             self.handle(t, ev)?;
         }
         if let Some(cb) = &self.opts.progress {
-            cb(self.end_ns as f64 / NS_PER_S as f64, self.end_ns as f64 / NS_PER_S as f64);
+            cb(
+                self.end_ns as f64 / NS_PER_S as f64,
+                self.end_ns as f64 / NS_PER_S as f64,
+            );
         }
         if let Some(w) = &mut self.trace {
             w.flush().map_err(|e| SimError::Trace {
-                path: self.opts.trace_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                path: self
+                    .opts
+                    .trace_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
                 source: e,
             })?;
         }
@@ -319,11 +369,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         })
     }
 
-    fn handle(
-        &mut self,
-        t: TimeNs,
-        ev: Event<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>,
-    ) -> Result<(), SimError> {
+    fn handle(&mut self, t: TimeNs, ev: EventOf<P>) -> Result<(), SimError> {
         match ev {
             Event::Wire {
                 from,
@@ -347,7 +393,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 }
                 self.arrive(to, t, Work::Msg { from, msg })?;
             }
-            Event::Timer { node, epoch, id, timer } => {
+            Event::Timer {
+                node,
+                epoch,
+                id,
+                timer,
+            } => {
                 if self.trace.is_some() {
                     self.trace_line(t, format_args!("timer {node} {timer:?}"))?;
                 }
@@ -417,7 +468,9 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         };
         self.parked_free.push(slot);
         if self.txs.len() >= MAX_CLIENT_TXS {
-            return Err(SimError::Workload(format!("more than {MAX_CLIENT_TXS} transactions in one run")));
+            return Err(SimError::Workload(format!(
+                "more than {MAX_CLIENT_TXS} transactions in one run"
+            )));
         }
         let set = ledger_core::shards_of(&req.tx, self.scenario.shards);
         let mut shards = [0u32; ledger_core::routing::MAX_SHARDS_PER_TX];
@@ -441,7 +494,10 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             shards,
             n_shards,
             phase: if cross {
-                Phase::Preparing { votes: 0, yes_mask: 0 }
+                Phase::Preparing {
+                    votes: 0,
+                    yes_mask: 0,
+                }
             } else {
                 Phase::Single
             },
@@ -460,10 +516,16 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 self.submit_op(t, client_tx, s, op, payload)?;
             }
         } else {
-            self.submit_op(t, client_tx, shards[0], ShardOp::Tx(req.tx), req.payload_bytes)?;
+            self.submit_op(
+                t,
+                client_tx,
+                shards[0],
+                ShardOp::Tx(req.tx),
+                req.payload_bytes,
+            )?;
         }
         if !self.closed_loop {
-            if let Some(r) = self.generator.next_request() {
+            if let Some(r) = self.generator.as_mut().and_then(Generator::next_request) {
                 self.park(r)?;
             }
         }
@@ -472,9 +534,18 @@ impl<'o, P: Protocol> Simulation<'o, P> {
 
     /// Create operation `op` of `client_tx` for `shard` and deliver it to the
     /// shard's gateway for the client (through the gateway's downlink).
-    fn submit_op(&mut self, t: TimeNs, client_tx: u32, shard: u32, op: ShardOp, payload_bytes: u64) -> Result<(), SimError> {
+    fn submit_op(
+        &mut self,
+        t: TimeNs,
+        client_tx: u32,
+        shard: u32,
+        op: ShardOp,
+        payload_bytes: u64,
+    ) -> Result<(), SimError> {
         if self.ops.len() >= MAX_CLIENT_TXS {
-            return Err(SimError::Workload(format!("more than {MAX_CLIENT_TXS} operations in one run")));
+            return Err(SimError::Workload(format!(
+                "more than {MAX_CLIENT_TXS} operations in one run"
+            )));
         }
         let size = client::op_size_bytes(&op) + payload_bytes;
         let size_bytes = u32::try_from(size).unwrap_or(u32::MAX);
@@ -497,7 +568,10 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             done,
             Event::ClientTx {
                 node: gateway,
-                tx: TxRef { id: op_id, size_bytes },
+                tx: TxRef {
+                    id: op_id,
+                    size_bytes,
+                },
             },
         )?;
         Ok(())
@@ -505,12 +579,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
 
     /// Work arrives at a node: run it now if a core is free and nothing is
     /// queued, otherwise queue it (FIFO) behind the node's current work.
-    fn arrive(
-        &mut self,
-        node: NodeId,
-        t: TimeNs,
-        work: Work<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>,
-    ) -> Result<(), SimError> {
+    fn arrive(&mut self, node: NodeId, t: TimeNs, work: WorkOf<P>) -> Result<(), SimError> {
         let ns = &mut self.nodes[node as usize];
         if ns.crashed && !matches!(work, Work::Recover) {
             if let Work::Timer { id, .. } = work {
@@ -537,12 +606,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         Ok(())
     }
 
-    fn run_handler(
-        &mut self,
-        node: NodeId,
-        t: TimeNs,
-        work: Work<<P::Replica as Replica>::Msg, <P::Replica as Replica>::Timer>,
-    ) -> Result<(), SimError> {
+    fn run_handler(&mut self, node: NodeId, t: TimeNs, work: WorkOf<P>) -> Result<(), SimError> {
         let ni = node as usize;
         if let Work::Timer { id, .. } = &work {
             // Cancelled after it was queued behind other work?
@@ -586,7 +650,15 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         for op in fx.timers.drain(..) {
             match op {
                 TimerOp::Set { at_ns, timer, id } => {
-                    let ev = self.schedule(at_ns, Event::Timer { node, epoch, id, timer })?;
+                    let ev = self.schedule(
+                        at_ns,
+                        Event::Timer {
+                            node,
+                            epoch,
+                            id,
+                            timer,
+                        },
+                    )?;
                     self.timer_ids.attach(id, ev);
                 }
                 TimerOp::Cancel(id) => {
@@ -600,13 +672,23 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             if o.to as usize >= self.nodes.len() {
                 return Err(SimError::InvariantViolated {
                     seed: self.seed,
-                    what: format!("node {node} sent a message to node {} which does not exist", o.to),
+                    what: format!(
+                        "node {node} sent a message to node {} which does not exist",
+                        o.to
+                    ),
                     at_ns: o.depart_ns,
                     scenario: self.scenario.name.clone(),
                 });
             }
             if o.to == node {
-                self.schedule(o.depart_ns, Event::Deliver { from: node, to: node, msg: o.msg })?;
+                self.schedule(
+                    o.depart_ns,
+                    Event::Deliver {
+                        from: node,
+                        to: node,
+                        msg: o.msg,
+                    },
+                )?;
                 continue;
             }
             let bytes = o.msg.size_bytes();
@@ -649,7 +731,8 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     if ct.included_ns.is_none() {
                         ct.included_ns = Some(t);
                         if ct.submit_ns >= self.metrics.warmup_ns {
-                            let us = ((t - ct.submit_ns) / 1_000).clamp(1, crate::metrics::MAX_LATENCY_US);
+                            let us = ((t - ct.submit_ns) / 1_000)
+                                .clamp(1, crate::metrics::MAX_LATENCY_US);
                             self.metrics.inclusion_latency_us.saturating_record(us);
                         }
                     }
@@ -666,17 +749,33 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         result
     }
 
-    fn on_commit(&mut self, node: NodeId, shard: u32, height: u64, block: BlockRef, t: TimeNs) -> Result<(), SimError> {
+    fn on_commit(
+        &mut self,
+        node: NodeId,
+        shard: u32,
+        height: u64,
+        block: BlockRef,
+        t: TimeNs,
+    ) -> Result<(), SimError> {
         let honest = self.nodes[node as usize].byzantine.is_none();
         if self.trace.is_some() {
-            self.trace_line(t, format_args!("commit node {node} shard {shard} height {height} block {}", block.0))?;
+            self.trace_line(
+                t,
+                format_args!(
+                    "commit node {node} shard {shard} height {height} block {}",
+                    block.0
+                ),
+            )?;
         }
         if !honest {
             return Ok(());
         }
         self.metrics.invariants_checked += 1;
         if height == 0 {
-            return Err(self.violation(t, format!("node {node} committed height 0 on shard {shard} (heights start at 1)")));
+            return Err(self.violation(
+                t,
+                format!("node {node} committed height 0 on shard {shard} (heights start at 1)"),
+            ));
         }
         let sc = &mut self.commits[shard as usize];
         match sc.decided.get(&height) {
@@ -692,7 +791,10 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         }
         sc.decided.insert(height, block);
         if height < sc.next_exec {
-            return Err(self.violation(t, format!("shard {shard} height {height} decided after it was executed")));
+            return Err(self.violation(
+                t,
+                format!("shard {shard} height {height} decided after it was executed"),
+            ));
         }
         sc.pending.insert(height, (block, t));
         let digest = self.blocks.digest(block);
@@ -722,7 +824,13 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         }
     }
 
-    fn execute(&mut self, shard: u32, height: u64, block: BlockRef, t: TimeNs) -> Result<(), SimError> {
+    fn execute(
+        &mut self,
+        shard: u32,
+        height: u64,
+        block: BlockRef,
+        t: TimeNs,
+    ) -> Result<(), SimError> {
         self.metrics.blocks_committed += 1;
         let mut fresh: Vec<u32> = Vec::with_capacity(self.blocks.txs(block).len());
         let mut ops: Vec<ShardOp> = Vec::with_capacity(fresh.capacity());
@@ -736,7 +844,10 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 });
             };
             if op.shard != shard {
-                let what = format!("shard {shard} committed operation {} that belongs to shard {}", tx.id, op.shard);
+                let what = format!(
+                    "shard {shard} committed operation {} that belongs to shard {}",
+                    tx.id, op.shard
+                );
                 return Err(self.violation(t, what));
             }
             if op.executed {
@@ -751,7 +862,10 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         if applied.header.height != height {
             return Err(self.violation(
                 t,
-                format!("shard {shard}: ledger height {} for consensus height {height}", applied.header.height),
+                format!(
+                    "shard {shard}: ledger height {} for consensus height {height}",
+                    applied.header.height
+                ),
             ));
         }
         self.digest.update(&shard.to_le_bytes());
@@ -759,12 +873,26 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         self.digest.update(&applied.hash);
         self.digest.update(&t.to_le_bytes());
         if self.trace.is_some() {
-            let h: String = applied.hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            self.trace_line(t, format_args!("execute shard {shard} height {height} ops {} hash {h}", fresh.len()))?;
+            let h: String = applied
+                .hash
+                .iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            self.trace_line(
+                t,
+                format_args!(
+                    "execute shard {shard} height {height} ops {} hash {h}",
+                    fresh.len()
+                ),
+            )?;
         }
         self.metrics.invariants_checked += 1;
         if let Some((now, genesis)) = self.executor.money_mismatch() {
-            return Err(self.violation(t, format!("money not conserved: {now} cents on the ledger, {genesis} at genesis")));
+            return Err(self.violation(
+                t,
+                format!("money not conserved: {now} cents on the ledger, {genesis} at genesis"),
+            ));
         }
         for (&id, receipt) in fresh.iter().zip(applied.receipts) {
             self.on_receipt(t, id, receipt)?;
@@ -782,10 +910,22 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         match ct.phase {
             Phase::Single => {
                 let accepted = receipt.is_success();
-                self.finish(t, ct_i, if accepted { TxStatus::Committed } else { TxStatus::Rejected })?;
+                self.finish(
+                    t,
+                    ct_i,
+                    if accepted {
+                        TxStatus::Committed
+                    } else {
+                        TxStatus::Rejected
+                    },
+                )?;
             }
             Phase::Preparing { votes, yes_mask } if is_prepare => {
-                let idx = ct.shard_list().iter().position(|&s| s == shard).unwrap_or(0);
+                let idx = ct
+                    .shard_list()
+                    .iter()
+                    .position(|&s| s == shard)
+                    .unwrap_or(0);
                 let yes = matches!(receipt, Receipt::Vote(Vote::Yes));
                 let yes_mask = if yes { yes_mask | (1 << idx) } else { yes_mask };
                 let votes = votes + 1;
@@ -812,7 +952,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     remaining: targets.len() as u8,
                 };
                 for s in targets {
-                    let op = if commit { ShardOp::Commit { xid } } else { ShardOp::Abort { xid } };
+                    let op = if commit {
+                        ShardOp::Commit { xid }
+                    } else {
+                        ShardOp::Abort { xid }
+                    };
                     self.submit_op(t, ct_i, s, op, 0)?;
                 }
             }
@@ -823,11 +967,20 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                         remaining: remaining - 1,
                     };
                 } else {
-                    self.finish(t, ct_i, if commit { TxStatus::Committed } else { TxStatus::Aborted })?;
+                    self.finish(
+                        t,
+                        ct_i,
+                        if commit {
+                            TxStatus::Committed
+                        } else {
+                            TxStatus::Aborted
+                        },
+                    )?;
                 }
             }
             phase => {
-                let what = format!("operation {op_id} of transaction {ct_i} executed in phase {phase:?}");
+                let what =
+                    format!("operation {op_id} of transaction {ct_i} executed in phase {phase:?}");
                 return Err(self.violation(t, what));
             }
         }
@@ -848,7 +1001,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             cross,
         );
         if self.closed_loop {
-            if let Some(r) = self.generator.on_complete(client, t) {
+            if let Some(r) = self
+                .generator
+                .as_mut()
+                .and_then(|g| g.on_complete(client, t))
+            {
                 self.park(r)?;
             }
         }
@@ -884,7 +1041,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     self.arrive(node, t, Work::Recover)?;
                 }
             }
-            FaultSpec::Partition { nodes, region, one_way, .. } => {
+            FaultSpec::Partition {
+                nodes,
+                region,
+                one_way,
+                ..
+            } => {
                 if start {
                     let mut members = nodes.clone();
                     if let Some(r) = region {
@@ -901,16 +1063,34 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     self.net.remove_partition(index);
                 }
             }
-            FaultSpec::Loss { node, from, to, loss, .. } => {
+            FaultSpec::Loss {
+                node,
+                from,
+                to,
+                loss,
+                ..
+            } => {
                 if start {
-                    self.net.add_link_fault(index, target(node, from, to), loss, 0);
+                    self.net
+                        .add_link_fault(index, target(node, from, to), loss, 0);
                 } else {
                     self.net.remove_link_fault(index);
                 }
             }
-            FaultSpec::Latency { node, from, to, extra_ms, .. } => {
+            FaultSpec::Latency {
+                node,
+                from,
+                to,
+                extra_ms,
+                ..
+            } => {
                 if start {
-                    self.net.add_link_fault(index, target(node, from, to), 0.0, (extra_ms * 1e6) as u64);
+                    self.net.add_link_fault(
+                        index,
+                        target(node, from, to),
+                        0.0,
+                        (extra_ms * 1e6) as u64,
+                    );
                 } else {
                     self.net.remove_link_fault(index);
                 }
@@ -918,7 +1098,9 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             FaultSpec::Slow { node, factor, .. } => {
                 self.charges[node as usize].set_factor(if start { factor } else { 1.0 });
             }
-            FaultSpec::Byzantine { nodes, behaviour, .. } => {
+            FaultSpec::Byzantine {
+                nodes, behaviour, ..
+            } => {
                 for n in nodes {
                     self.nodes[n as usize].byzantine = if start { Some(behaviour) } else { None };
                 }

@@ -50,7 +50,12 @@ impl BlockStore {
     /// Create a block by `creator` holding `txs` on top of `parent`.
     ///
     /// Panics (an internal-limit assert) past [`MAX_BLOCKS`] blocks.
-    pub fn make_block(&mut self, creator: NodeId, txs: &[TxRef], parent: Option<BlockRef>) -> BlockRef {
+    pub fn make_block(
+        &mut self,
+        creator: NodeId,
+        txs: &[TxRef],
+        parent: Option<BlockRef>,
+    ) -> BlockRef {
         assert!(
             self.blocks.len() < MAX_BLOCKS,
             "block store limit of {MAX_BLOCKS} blocks reached"
@@ -90,7 +95,9 @@ impl BlockStore {
     fn meta(&self, b: BlockRef) -> &BlockMeta {
         match self.blocks.get(b.0 as usize) {
             Some(m) => m,
-            None => panic!("unknown block {b:?}: protocol used a BlockRef it did not get from the store"),
+            None => panic!(
+                "unknown block {b:?}: protocol used a BlockRef it did not get from the store"
+            ),
         }
     }
 

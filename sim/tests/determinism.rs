@@ -25,7 +25,11 @@ fn same_seed_same_digest_and_summary() {
     let s = small();
     let a = run(&s, &RunOptions::default()).expect("run a");
     let b = run(&s, &RunOptions::default()).expect("run b");
-    assert!(a.committed_tx() > 1_000, "too few commits: {}", a.committed_tx());
+    assert!(
+        a.committed_tx() > 1_000,
+        "too few commits: {}",
+        a.committed_tx()
+    );
     assert_eq!(a.trace_digest, b.trace_digest);
     assert_eq!(strip_wall(a.summary_json()), strip_wall(b.summary_json()));
     assert_eq!(a.timeseries_csv(), b.timeseries_csv());
@@ -44,18 +48,46 @@ fn different_seed_different_digest() {
 
 #[test]
 fn default_scenario_summary_is_sane() {
-    let r = run(&builtin::get("default").expect("default"), &RunOptions::default()).expect("run");
+    let r = run(
+        &builtin::get("default").expect("default"),
+        &RunOptions::default(),
+    )
+    .expect("run");
     let j = r.summary_json();
     println!("{}", serde_json::to_string_pretty(&j).expect("json"));
     let tput = r.throughput_tps();
     assert!((800.0..1200.0).contains(&tput), "throughput {tput}");
-    assert!(r.latency_ms.p50 > 10.0, "p50 {} ms should include WAN latency", r.latency_ms.p50);
+    assert!(
+        r.latency_ms.p50 > 10.0,
+        "p50 {} ms should include WAN latency",
+        r.latency_ms.p50
+    );
     assert!(r.invariants_checked() > 0);
     for key in [
-        "scenario", "seed", "consensus", "shards", "nodes", "sim_time_s", "wall_time_s", "events",
-        "events_per_wall_s", "submitted_tx", "committed_tx", "rejected_tx", "aborted_tx", "throughput_tps",
-        "latency_ms", "messages", "cross_shard", "forks", "view_changes", "trace_digest", "invariants",
-        "blocks_committed", "offered_tps", "sim_s_per_wall_s",
+        "scenario",
+        "seed",
+        "consensus",
+        "shards",
+        "nodes",
+        "sim_time_s",
+        "wall_time_s",
+        "events",
+        "events_per_wall_s",
+        "submitted_tx",
+        "committed_tx",
+        "rejected_tx",
+        "aborted_tx",
+        "throughput_tps",
+        "latency_ms",
+        "messages",
+        "cross_shard",
+        "forks",
+        "view_changes",
+        "trace_digest",
+        "invariants",
+        "blocks_committed",
+        "offered_tps",
+        "sim_s_per_wall_s",
     ] {
         assert!(j.get(key).is_some(), "summary lacks {key}");
     }

@@ -80,11 +80,12 @@ impl Replica for ProbeReplica {
 
     fn on_start(&mut self, ctx: &mut C<'_>) {
         match self.script {
-            Script::Blob { blob_bytes, two_senders } => {
-                if self.me == 0 || (two_senders && self.me == 2) {
-                    ctx.send(1, Msg::Blob(blob_bytes));
-                    ctx.send(1, Msg::Ping(self.me));
-                }
+            Script::Blob {
+                blob_bytes,
+                two_senders,
+            } if self.me == 0 || (two_senders && self.me == 2) => {
+                ctx.send(1, Msg::Blob(blob_bytes));
+                ctx.send(1, Msg::Ping(self.me));
             }
             Script::Burst { n } if self.me == 0 => {
                 for i in 0..n {
@@ -145,7 +146,10 @@ fn quiet(nodes: u32, duration_s: f64) -> Scenario {
     s
 }
 
-fn run_script(script: Script, s: &Scenario) -> Result<Vec<(NodeId, &'static str, u32, u64)>, SimError> {
+fn run_script(
+    script: Script,
+    s: &Scenario,
+) -> Result<Vec<(NodeId, &'static str, u32, u64)>, SimError> {
     SCRIPT.with(|c| *c.borrow_mut() = script);
     LOG.with(|l| l.borrow_mut().clear());
     run_protocol::<Probe>(s, &RunOptions::default())?;
@@ -157,27 +161,60 @@ const INTRA_REGION_NS: u64 = 500_000; // us-east diagonal: 1 ms RTT / 2
 #[test]
 fn imaging_blob_delays_the_messages_behind_it() {
     let blob = 200_000_000u64;
-    let log = run_script(Script::Blob { blob_bytes: blob, two_senders: false }, &quiet(2, 60.0)).expect("run");
-    let ping = log.iter().find(|e| e.1 == "ping").expect("ping delivered").3;
-    let blob_at = log.iter().find(|e| e.1 == "blob").expect("blob delivered").3;
+    let log = run_script(
+        Script::Blob {
+            blob_bytes: blob,
+            two_senders: false,
+        },
+        &quiet(2, 60.0),
+    )
+    .expect("run");
+    let ping = log
+        .iter()
+        .find(|e| e.1 == "ping")
+        .expect("ping delivered")
+        .3;
+    let blob_at = log
+        .iter()
+        .find(|e| e.1 == "blob")
+        .expect("blob delivered")
+        .3;
     // bytes * 8 / bandwidth: 200 MB at 100 Mbps = 16 s.
     let expected = blob * 8 * 1_000 / 100;
     assert!(ping > blob_at, "ping overtook the blob");
     let behind = ping - INTRA_REGION_NS;
     let err = behind.abs_diff(expected);
-    assert!(err < 1_000_000, "ping arrived {behind} ns after send+latency, expected about {expected}");
+    assert!(
+        err < 1_000_000,
+        "ping arrived {behind} ns after send+latency, expected about {expected}"
+    );
 }
 
 #[test]
 fn receiver_downlink_is_shared_fifo() {
     let blob = 100_000_000u64; // 8 s at 100 Mbps
-    let log = run_script(Script::Blob { blob_bytes: blob, two_senders: true }, &quiet(3, 60.0)).expect("run");
+    let log = run_script(
+        Script::Blob {
+            blob_bytes: blob,
+            two_senders: true,
+        },
+        &quiet(3, 60.0),
+    )
+    .expect("run");
     let mut blobs: Vec<u64> = log.iter().filter(|e| e.1 == "blob").map(|e| e.3).collect();
     blobs.sort();
     assert_eq!(blobs.len(), 2);
     let one = blob * 8 * 1_000 / 100;
-    assert!(blobs[0].abs_diff(one + INTRA_REGION_NS) < 1_000_000, "first blob at {}", blobs[0]);
-    assert!(blobs[1].abs_diff(2 * one + INTRA_REGION_NS) < 1_000_000, "second blob at {}", blobs[1]);
+    assert!(
+        blobs[0].abs_diff(one + INTRA_REGION_NS) < 1_000_000,
+        "first blob at {}",
+        blobs[0]
+    );
+    assert!(
+        blobs[1].abs_diff(2 * one + INTRA_REGION_NS) < 1_000_000,
+        "second blob at {}",
+        blobs[1]
+    );
 }
 
 #[test]
@@ -187,7 +224,11 @@ fn messages_and_timers_keep_fifo_order() {
     assert_eq!(seqs, (0..500).collect::<Vec<_>>());
     let log = run_script(Script::Timers { n: 50 }, &quiet(2, 1.0)).expect("run");
     let seqs: Vec<u32> = log.iter().filter(|e| e.1 == "timer").map(|e| e.2).collect();
-    assert_eq!(seqs, (0..50).collect::<Vec<_>>(), "equal-time timers out of order or cancelled one fired");
+    assert_eq!(
+        seqs,
+        (0..50).collect::<Vec<_>>(),
+        "equal-time timers out of order or cancelled one fired"
+    );
 }
 
 #[test]
@@ -198,7 +239,11 @@ fn loss_drops_at_the_configured_rate() {
     let got = run_script(Script::Burst { n }, &s).expect("run").len() as f64;
     let expected = f64::from(n) * 0.8;
     let sigma = (f64::from(n) * 0.2 * 0.8).sqrt();
-    assert!((got - expected).abs() < 4.0 * sigma, "delivered {got}, expected {expected} ± {}", 4.0 * sigma);
+    assert!(
+        (got - expected).abs() < 4.0 * sigma,
+        "delivered {got}, expected {expected} ± {}",
+        4.0 * sigma
+    );
 }
 
 #[test]
@@ -210,9 +255,22 @@ fn partition_stops_messages_and_heal_resumes_them() {
     )
     .expect("faults")
     .faults;
-    let log = run_script(Script::Periodic { period_ns: 10_000_000 }, &s).expect("run");
-    let pings: Vec<u64> = log.iter().filter(|e| e.0 == 1 && e.1 == "ping").map(|e| e.3).collect();
-    let during = pings.iter().filter(|&&t| t > 1_010_000_000 && t < 2_000_000_000).count();
+    let log = run_script(
+        Script::Periodic {
+            period_ns: 10_000_000,
+        },
+        &s,
+    )
+    .expect("run");
+    let pings: Vec<u64> = log
+        .iter()
+        .filter(|e| e.0 == 1 && e.1 == "ping")
+        .map(|e| e.3)
+        .collect();
+    let during = pings
+        .iter()
+        .filter(|&&t| t > 1_010_000_000 && t < 2_000_000_000)
+        .count();
     let before = pings.iter().filter(|&&t| t < 1_000_000_000).count();
     let after = pings.iter().filter(|&&t| t > 2_010_000_000).count();
     assert_eq!(during, 0, "messages crossed the partition");
@@ -259,13 +317,22 @@ until_s = 5.0
         .skip(1)
         .map(|l| {
             let c: Vec<&str> = l.split(',').collect();
-            (c[2].parse().expect("offered"), c[3].parse().expect("committed"))
+            (
+                c[2].parse().expect("offered"),
+                c[3].parse().expect("committed"),
+            )
         })
         .collect();
     for (i, (offered, committed)) in rows.iter().enumerate() {
         match i {
-            1 | 2 | 6 | 7 => assert!(*committed > 0.7 * offered, "second {i}: {committed} of {offered}"),
-            4 => assert!(*committed < 0.5 * offered, "second {i} (partitioned): {committed} of {offered}"),
+            1 | 2 | 6 | 7 => assert!(
+                *committed > 0.7 * offered,
+                "second {i}: {committed} of {offered}"
+            ),
+            4 => assert!(
+                *committed < 0.5 * offered,
+                "second {i} (partitioned): {committed} of {offered}"
+            ),
             _ => {}
         }
     }

@@ -46,8 +46,16 @@ fn violations(root: &Path) -> Vec<String> {
         assert!(!files.is_empty(), "no sources found under {krate}/src");
         for f in files {
             let text = std::fs::read_to_string(&f).expect("read source");
-            let rel = f.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
-            let allowed = if rel == ALLOWED_FN.0 { allowed_range(&text) } else { None };
+            let rel = f
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let allowed = if rel == ALLOWED_FN.0 {
+                allowed_range(&text)
+            } else {
+                None
+            };
             for (i, line) in text.lines().enumerate() {
                 let n = i + 1;
                 if allowed.is_some_and(|(a, b)| (a..=b).contains(&n)) {
@@ -66,9 +74,14 @@ fn violations(root: &Path) -> Vec<String> {
 
 #[test]
 fn no_clock_or_os_randomness_outside_the_wall_clock_function() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
     let text = std::fs::read_to_string(root.join(ALLOWED_FN.0)).expect("run.rs");
-    assert!(allowed_range(&text).is_some(), "the allowed wall-clock function is missing");
+    assert!(
+        allowed_range(&text).is_some(),
+        "the allowed wall-clock function is missing"
+    );
     let found = violations(root);
     assert!(found.is_empty(), "forbidden calls:\n{}", found.join("\n"));
 }

@@ -56,10 +56,13 @@ pub const REGISTRY: &[ProtocolEntry] = &[
 
 /// Look up a protocol by name.
 pub fn get(name: &str) -> Result<&'static ProtocolEntry, ScenarioError> {
-    REGISTRY.iter().find(|e| e.name == name).ok_or_else(|| ScenarioError::UnknownProtocol {
-        name: name.to_string(),
-        allowed: names().into_iter().map(String::from).collect(),
-    })
+    REGISTRY
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ScenarioError::UnknownProtocol {
+            name: name.to_string(),
+            allowed: names().into_iter().map(String::from).collect(),
+        })
 }
 
 /// Registered names.
