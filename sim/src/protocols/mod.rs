@@ -16,6 +16,7 @@ use crate::protocol::Protocol;
 use crate::run::{RunOptions, RunResult};
 use crate::scenario::{Scenario, ScenarioError};
 
+pub mod hotstuff;
 pub mod sequencer;
 
 /// One registered protocol.
@@ -46,9 +47,12 @@ fn max_faulty_of<P: Protocol>(s: &Scenario) -> Result<usize, ScenarioError> {
 }
 
 /// Every protocol, by scenario name.
-pub const REGISTRY: &[ProtocolEntry] = &[entry::<sequencer::Sequencer>(
-    "BASELINE ONLY, no fault tolerance: a single leader per shard orders and broadcasts blocks",
-)];
+pub const REGISTRY: &[ProtocolEntry] = &[
+    entry::<sequencer::Sequencer>(
+        "BASELINE ONLY, no fault tolerance: a single leader per shard orders and broadcasts blocks",
+    ),
+    entry::<hotstuff::HotStuff>("chained HotStuff: rotating leaders, linear votes, three-chain commit, BFT (n = 3f + 1)"),
+];
 
 /// Look up a protocol by name.
 pub fn get(name: &str) -> Result<&'static ProtocolEntry, ScenarioError> {
