@@ -545,14 +545,14 @@ impl HotStuffReplica {
         self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
         let next = view + 1;
         let leader = self.leader_of(next);
-        if leader == self.me {
-            ctx.view_change();
-        }
         self.cur_view = next;
         self.new_views = self.new_views.split_off(&next);
         self.arm_view_timer(ctx);
         let last_vote = self.last_vote.filter(|(v, _)| *v > self.high_qc.view);
         if leader == self.me {
+            if let Some((v, b)) = last_vote {
+                self.add_vote(ctx, v, b, self.me);
+            }
             self.add_new_view(ctx, next, self.me);
         } else if Self::votes_out(ctx) {
             let size_bytes = MSG_HEADER_BYTES
@@ -840,6 +840,11 @@ impl HotStuffReplica {
         if let Some((_, t)) = self.batch_timer.take() {
             ctx.cancel_timer(t);
         }
+        if self.high_qc.view + 1 != view {
+            // Proposing without a QC of the previous view: this leader completes a
+            // view change after timeouts (one count per completed view change).
+            ctx.view_change();
+        }
         self.proposed_view = view;
         let justify = self.high_qc;
         let parent = justify.block;
@@ -1018,6 +1023,11 @@ impl HotStuffReplica {
         if count == self.quorum {
             self.observe_qc(ctx, Qc { view, block: Some(blk) }, from);
             self.try_propose(ctx, view + 1);
+        }
+        // A vote for view `v` sent to the leader of `v + 1` is also the voter's
+        // NEW-VIEW for `v + 1` (its highQC is at least the voted block's justify).
+        if self.leader_of(view + 1) == self.me && view + 1 >= self.cur_view {
+            self.add_new_view(ctx, view + 1, from);
         }
     }
 
