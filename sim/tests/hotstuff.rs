@@ -28,13 +28,21 @@ fn series(r: &RunResult) -> Vec<(f64, f64, u64)> {
         .skip(1)
         .map(|l| {
             let c: Vec<&str> = l.split(',').collect();
-            (c[0].parse().expect("t"), c[3].parse().expect("committed"), c[9].parse().expect("vc"))
+            (
+                c[0].parse().expect("t"),
+                c[3].parse().expect("committed"),
+                c[9].parse().expect("vc"),
+            )
         })
         .collect()
 }
 
 fn committed_between(r: &RunResult, from_s: f64, to_s: f64) -> f64 {
-    series(r).iter().filter(|(t, _, _)| *t >= from_s && *t < to_s).map(|(_, c, _)| c).sum()
+    series(r)
+        .iter()
+        .filter(|(t, _, _)| *t >= from_s && *t < to_s)
+        .map(|(_, c, _)| c)
+        .sum()
 }
 
 fn msgs(r: &RunResult, kind: &str) -> u64 {
@@ -49,10 +57,21 @@ fn steady_commits_at_4_7_16() {
             assert!(c > 0.0, "n={n}: no commits in the second starting at {t}");
         }
         let tput = r.throughput_tps();
-        assert!(tput > 850.0, "n={n}: throughput {tput} tx/s of 1000 offered");
+        assert!(
+            tput > 850.0,
+            "n={n}: throughput {tput} tx/s of 1000 offered"
+        );
         assert_eq!(r.view_changes(), 0, "n={n}: view changes without faults");
-        assert!(r.latency_ms.p50 < 1_500.0, "n={n}: p50 {} ms", r.latency_ms.p50);
-        assert_eq!(r.summary_json()["duplicate_commits"], 0, "n={n}: a transaction was ordered twice");
+        assert!(
+            r.latency_ms.p50 < 1_500.0,
+            "n={n}: p50 {} ms",
+            r.latency_ms.p50
+        );
+        assert_eq!(
+            r.summary_json()["duplicate_commits"],
+            0,
+            "n={n}: a transaction was ordered twice"
+        );
     }
 }
 
@@ -60,22 +79,39 @@ fn steady_commits_at_4_7_16() {
 fn leader_crash_times_out_and_commits_resume() {
     // With round-robin leaders the crashed node leads every n-th view.
     for (n, node) in [(4, 0), (7, 3)] {
-        let r = go(&scenario(n, 14, &format!("[[faults]]\nkind = \"crash\"\nnode = {node}\nat_s = 4\n")));
+        let r = go(&scenario(
+            n,
+            14,
+            &format!("[[faults]]\nkind = \"crash\"\nnode = {node}\nat_s = 4\n"),
+        ));
         let s = series(&r);
-        assert!(committed_between(&r, 2.0, 4.0) > 1_000.0, "n={n}: commits before the crash");
+        assert!(
+            committed_between(&r, 2.0, 4.0) > 1_000.0,
+            "n={n}: commits before the crash"
+        );
         assert!(
             s.iter().any(|(t, c, _)| *t >= 4.0 && *c == 0.0),
             "n={n}: expected a gap in commits after the crash"
         );
-        assert!(r.view_changes() > 0, "n={n}: no view change after the leader crash");
         assert!(
-            s.iter().filter(|(t, _, _)| *t >= 4.0).map(|(_, _, v)| v).sum::<u64>() > 0,
+            r.view_changes() > 0,
+            "n={n}: no view change after the leader crash"
+        );
+        assert!(
+            s.iter()
+                .filter(|(t, _, _)| *t >= 4.0)
+                .map(|(_, _, v)| v)
+                .sum::<u64>()
+                > 0,
             "n={n}: view changes not in the time series after the crash"
         );
         let after = committed_between(&r, 6.0, 14.0);
         assert!(after > 4_000.0, "n={n}: commits after the crash: {after}");
         let buckets_with_commits = s.iter().filter(|(t, c, _)| *t >= 6.0 && *c > 0.0).count();
-        assert!(buckets_with_commits >= 4, "n={n}: commits resumed in only {buckets_with_commits} seconds");
+        assert!(
+            buckets_with_commits >= 4,
+            "n={n}: commits resumed in only {buckets_with_commits} seconds"
+        );
     }
 }
 
@@ -85,7 +121,9 @@ fn equivocating_leader_is_safe_and_live() {
         let r = go(&scenario(
             n,
             10,
-            &format!("[[faults]]\nkind = \"byzantine\"\nnodes = {nodes}\nbehaviour = \"equivocate\"\n"),
+            &format!(
+                "[[faults]]\nkind = \"byzantine\"\nnodes = {nodes}\nbehaviour = \"equivocate\"\n"
+            ),
         ));
         assert!(
             msgs(&r, "proposal") > msgs(&r, "vote") / 2,
@@ -98,23 +136,45 @@ fn equivocating_leader_is_safe_and_live() {
 
 #[test]
 fn withholding_and_silent_leaders_are_safe_and_live() {
-    for (n, nodes, behaviour) in [(4, "[1]", "withhold"), (4, "[3]", "silent"), (7, "[1, 4]", "silent")] {
+    for (n, nodes, behaviour) in [
+        (4, "[1]", "withhold"),
+        (4, "[3]", "silent"),
+        (7, "[1, 4]", "silent"),
+    ] {
         let r = go(&scenario(
             n,
             14,
-            &format!("[[faults]]\nkind = \"byzantine\"\nnodes = {nodes}\nbehaviour = \"{behaviour}\"\n"),
+            &format!(
+                "[[faults]]\nkind = \"byzantine\"\nnodes = {nodes}\nbehaviour = \"{behaviour}\"\n"
+            ),
         ));
-        assert!(r.view_changes() > 0, "n={n} {behaviour}: faulty leader views should time out");
+        assert!(
+            r.view_changes() > 0,
+            "n={n} {behaviour}: faulty leader views should time out"
+        );
         let after = committed_between(&r, 4.0, 14.0);
-        assert!(after > 3_000.0, "n={n} {behaviour}: commits after warm-up: {after}");
-        assert!(committed_between(&r, 9.0, 14.0) > 0.0, "n={n} {behaviour}: commits stopped");
+        assert!(
+            after > 3_000.0,
+            "n={n} {behaviour}: commits after warm-up: {after}"
+        );
+        assert!(
+            committed_between(&r, 9.0, 14.0) > 0.0,
+            "n={n} {behaviour}: commits stopped"
+        );
     }
 }
 
 #[test]
 fn recovered_replica_syncs_and_commits_again() {
-    let s = scenario(4, 10, "[[faults]]\nkind = \"crash\"\nnode = 2\nat_s = 3\nrecover_s = 6\n");
-    let path = std::env::temp_dir().join(format!("ledgersim-hotstuff-recover-{}.trace", std::process::id()));
+    let s = scenario(
+        4,
+        10,
+        "[[faults]]\nkind = \"crash\"\nnode = 2\nat_s = 3\nrecover_s = 6\n",
+    );
+    let path = std::env::temp_dir().join(format!(
+        "ledgersim-hotstuff-recover-{}.trace",
+        std::process::id()
+    ));
     let opts = RunOptions {
         trace_path: Some(path.clone()),
         ..RunOptions::default()
@@ -141,12 +201,28 @@ fn recovered_replica_syncs_and_commits_again() {
             }
         }
     }
-    assert!(before_crash > 0, "node 2 committed nothing before its crash");
-    assert!(after_recovery > 0, "node 2 committed nothing after recovering");
+    assert!(
+        before_crash > 0,
+        "node 2 committed nothing before its crash"
+    );
+    assert!(
+        after_recovery > 0,
+        "node 2 committed nothing after recovering"
+    );
     let best = max_height.iter().copied().max().unwrap_or(0);
-    assert!(max_height[2] + 5 >= best, "node 2 lags: height {} vs {best}", max_height[2]);
-    assert!(msgs(&r, "block-request") > 0 && msgs(&r, "block-response") > 0, "no block sync");
-    assert!(committed_between(&r, 3.0, 6.0) > 0.0, "the other three replicas kept committing");
+    assert!(
+        max_height[2] + 5 >= best,
+        "node 2 lags: height {} vs {best}",
+        max_height[2]
+    );
+    assert!(
+        msgs(&r, "block-request") > 0 && msgs(&r, "block-response") > 0,
+        "no block sync"
+    );
+    assert!(
+        committed_between(&r, 3.0, 6.0) > 0.0,
+        "the other three replicas kept committing"
+    );
 }
 
 #[test]
@@ -170,21 +246,60 @@ fn messages_per_block_grow_linearly() {
         let r = go(&scenario(n, 6, ""));
         let blocks = r.blocks_committed() as f64;
         assert!(blocks > 20.0, "n={n}: only {blocks} blocks");
-        let consensus = (msgs(&r, "proposal") + msgs(&r, "vote") + msgs(&r, "new-view")) as f64 / blocks;
+        let consensus =
+            (msgs(&r, "proposal") + msgs(&r, "vote") + msgs(&r, "new-view")) as f64 / blocks;
         let total = r.messages_total() as f64 / blocks;
         println!("n={n}: {consensus:.1} consensus messages/block ({:.2} per node), {total:.1} messages/block in all", consensus / f64::from(n));
         per_block.push((n, consensus, total));
     }
-    let per_node: Vec<f64> = per_block.iter().map(|(n, c, _)| c / f64::from(*n)).collect();
-    let (lo, hi) = per_node.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-    assert!(hi / lo < 1.4, "consensus messages per block per node not ~constant: {per_node:?}");
+    let per_node: Vec<f64> = per_block
+        .iter()
+        .map(|(n, c, _)| c / f64::from(*n))
+        .collect();
+    let (lo, hi) = per_node
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    assert!(
+        hi / lo < 1.4,
+        "consensus messages per block per node not ~constant: {per_node:?}"
+    );
     // Linear: one proposal broadcast (n - 1) and n votes per block, about 2n.
     for (n, c, _) in &per_block {
         let expect = 2.0 * f64::from(*n);
-        assert!((c / expect - 1.0).abs() < 0.25, "n={n}: {c} consensus messages per block, expected ~{expect}");
+        assert!(
+            (c / expect - 1.0).abs() < 0.25,
+            "n={n}: {c} consensus messages per block, expected ~{expect}"
+        );
     }
     let ratio_consensus = per_block[3].1 / per_block[0].1;
     let ratio_total = per_block[3].2 / per_block[0].2;
-    assert!(ratio_consensus < 6.0, "n=16 vs n=4 consensus ratio {ratio_consensus} (quadratic would be 16)");
+    assert!(
+        ratio_consensus < 6.0,
+        "n=16 vs n=4 consensus ratio {ratio_consensus} (quadratic would be 16)"
+    );
     assert!(ratio_total < 6.0, "n=16 vs n=4 total ratio {ratio_total}");
+}
+
+#[test]
+fn scenario_files_run() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
+    for f in [
+        "hotstuff.toml",
+        "faults/hotstuff-leader-crash.toml",
+        "faults/hotstuff-byzantine.toml",
+    ] {
+        let path = format!("{dir}/{f}");
+        let text = std::fs::read_to_string(&path).expect("scenario file");
+        let s = Scenario::from_toml_str(&text, &path).expect("parse");
+        assert_eq!(s.consensus, "hotstuff");
+        let r = go(&s);
+        assert!(
+            r.throughput_tps() > 300.0,
+            "{f}: throughput {}",
+            r.throughput_tps()
+        );
+        if !s.faults.is_empty() {
+            assert!(r.view_changes() > 0, "{f}: faults without view changes");
+        }
+    }
 }

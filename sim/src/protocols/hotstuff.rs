@@ -20,9 +20,12 @@
 //!   the number of consecutive timeouts without a new QC (capped at
 //!   `max_backoff_exp`). On a timeout the replica moves to the next view and sends
 //!   a NEW-VIEW message with its `highQC` (and its last vote, see below) to the next
-//!   leader; the leader proposes after `2f + 1` NEW-VIEWs or a QC of the previous
-//!   view. The next view's leader counts the view change
-//!   ([`Ctx::view_change`]): one count per timed-out view at a live next leader.
+//!   leader. The leader of `v` proposes once it holds a QC of view `v - 1`, or once
+//!   `2f + 1` distinct replicas took part in entering `v` (a vote for view `v - 1`
+//!   sent to it counts as that voter's NEW-VIEW, as in the paper where the vote
+//!   plays the NEW-VIEW's role in chained HotStuff). A leader that proposes without
+//!   a QC of the previous view has completed a view change and counts it
+//!   ([`Ctx::view_change`]): one count per view change, not one per replica.
 //! - **Votes carried by NEW-VIEW.** A NEW-VIEW carries the sender's last vote if it
 //!   is newer than its `highQC`, so the next leader can still form the QC whose
 //!   votes were sent to a crashed leader. Without it, round-robin chained HotStuff
@@ -72,7 +75,9 @@
 //! - `mempool_batch_ms = 10`: longest a gateway holds transactions before forwarding.
 
 use crate::kernel::NS_PER_MS;
-use crate::protocol::{BlockRef, ByzantineBehaviour, Ctx, Message, NodeId, Protocol, Replica, TimerId, TxRef};
+use crate::protocol::{
+    BlockRef, ByzantineBehaviour, Ctx, Message, NodeId, Protocol, Replica, TimerId, TxRef,
+};
 use crate::scenario::{Scenario, ScenarioError};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
@@ -148,7 +153,10 @@ pub struct Qc {
 }
 
 impl Qc {
-    const GENESIS: Qc = Qc { view: 0, block: None };
+    const GENESIS: Qc = Qc {
+        view: 0,
+        block: None,
+    };
 }
 
 /// One block of a sync response with the metadata a replica needs to link it.
@@ -285,13 +293,22 @@ impl Protocol for HotStuff {
             message,
         };
         if !(p.view_timeout_ms.is_finite() && p.view_timeout_ms > 0.0) {
-            return Err(bad("view_timeout_ms", format!("must be a finite number > 0, got {}", p.view_timeout_ms)));
+            return Err(bad(
+                "view_timeout_ms",
+                format!("must be a finite number > 0, got {}", p.view_timeout_ms),
+            ));
         }
         if !(p.mempool_batch_ms.is_finite() && p.mempool_batch_ms >= 0.0) {
-            return Err(bad("mempool_batch_ms", format!("must be a finite number >= 0, got {}", p.mempool_batch_ms)));
+            return Err(bad(
+                "mempool_batch_ms",
+                format!("must be a finite number >= 0, got {}", p.mempool_batch_ms),
+            ));
         }
         if p.max_backoff_exp > 20 {
-            return Err(bad("max_backoff_exp", format!("must be at most 20, got {}", p.max_backoff_exp)));
+            return Err(bad(
+                "max_backoff_exp",
+                format!("must be at most 20, got {}", p.max_backoff_exp),
+            ));
         }
         Ok(HotStuff {
             cfg: Config {
@@ -476,7 +493,9 @@ impl HotStuffReplica {
     fn qc_bytes(&self, qc: &Qc) -> u64 {
         match qc.block {
             None => 8,
-            Some(_) if self.cfg.aggregate_qc => QC_HEADER_BYTES + SIG_BYTES + (self.committee.len() as u64).div_ceil(8),
+            Some(_) if self.cfg.aggregate_qc => {
+                QC_HEADER_BYTES + SIG_BYTES + (self.committee.len() as u64).div_ceil(8)
+            }
             Some(_) => QC_HEADER_BYTES + self.quorum as u64 * (SIG_BYTES + SIGNER_ID_BYTES),
         }
     }
@@ -490,7 +509,11 @@ impl HotStuffReplica {
     fn votes_out(ctx: &C<'_>) -> bool {
         !matches!(
             ctx.byzantine(),
-            Some(ByzantineBehaviour::Silent | ByzantineBehaviour::Withhold | ByzantineBehaviour::SelfishMine)
+            Some(
+                ByzantineBehaviour::Silent
+                    | ByzantineBehaviour::Withhold
+                    | ByzantineBehaviour::SelfishMine
+            )
         )
     }
 
@@ -668,7 +691,10 @@ impl HotStuffReplica {
             }
             match i.parent {
                 Some(p) => cur = p,
-                None => panic!("hotstuff: block {cur:?} at height {} has no parent", i.height),
+                None => panic!(
+                    "hotstuff: block {cur:?} at height {} has no parent",
+                    i.height
+                ),
             }
         }
         let byzantine = ctx.byzantine().is_some();
@@ -719,7 +745,11 @@ impl HotStuffReplica {
     // ----- mempool -------------------------------------------------------
 
     fn compact_pool(&mut self) {
-        while self.pool.front().is_some_and(|t| !self.in_pool.contains(&t.id)) {
+        while self
+            .pool
+            .front()
+            .is_some_and(|t| !self.in_pool.contains(&t.id))
+        {
             self.pool.pop_front();
         }
         if self.pool.len() > 2 * self.in_pool.len() + 1_024 {
@@ -730,7 +760,9 @@ impl HotStuffReplica {
 
     /// Add a transaction to the pool; false if known, committed or the pool is full.
     fn pool_add(&mut self, tx: TxRef) -> bool {
-        if self.in_pool.len() >= MAX_POOL_TXS || self.recent_committed.contains(&tx.id) || !self.in_pool.insert(tx.id)
+        if self.in_pool.len() >= MAX_POOL_TXS
+            || self.recent_committed.contains(&tx.id)
+            || !self.in_pool.insert(tx.id)
         {
             return false;
         }
@@ -791,7 +823,11 @@ impl HotStuffReplica {
         if self.high_qc.view >= view {
             return;
         }
-        let ready = self.high_qc.view + 1 == view || self.new_views.get(&view).is_some_and(|s| s.count >= self.quorum);
+        let ready = self.high_qc.view + 1 == view
+            || self
+                .new_views
+                .get(&view)
+                .is_some_and(|s| s.count >= self.quorum);
         if !ready || !self.known(self.high_qc.block) {
             return;
         }
@@ -854,7 +890,12 @@ impl HotStuffReplica {
                 let half = self.scratch_txs.len() / 2;
                 let a = ctx.make_block(&self.scratch_txs[..half], parent);
                 let b = ctx.make_block(&self.scratch_txs[half..], parent);
-                let others: Vec<NodeId> = self.committee.iter().copied().filter(|&x| x != self.me).collect();
+                let others: Vec<NodeId> = self
+                    .committee
+                    .iter()
+                    .copied()
+                    .filter(|&x| x != self.me)
+                    .collect();
                 let split = others.len() / 2;
                 for (blk, targets) in [(a, &others[..split]), (b, &others[split..])] {
                     let size_bytes = self.proposal_bytes(ctx, blk, &justify);
@@ -889,9 +930,17 @@ impl HotStuffReplica {
                     justify,
                     size_bytes,
                 };
-                if matches!(behaviour, Some(ByzantineBehaviour::Withhold | ByzantineBehaviour::SelfishMine)) {
-                    let targets: Vec<NodeId> =
-                        self.committee.iter().copied().filter(|&x| x != self.me).take(self.f).collect();
+                if matches!(
+                    behaviour,
+                    Some(ByzantineBehaviour::Withhold | ByzantineBehaviour::SelfishMine)
+                ) {
+                    let targets: Vec<NodeId> = self
+                        .committee
+                        .iter()
+                        .copied()
+                        .filter(|&x| x != self.me)
+                        .take(self.f)
+                        .collect();
                     for to in targets {
                         ctx.send(to, msg.clone());
                     }
@@ -935,8 +984,19 @@ impl HotStuffReplica {
         }
     }
 
-    fn on_proposal(&mut self, ctx: &mut C<'_>, from: NodeId, view: u64, blk: BlockRef, justify: Qc, size: u64) {
-        if from != self.leader_of(view) || ctx.block_creator(blk) != from || self.tree.contains_key(&blk) {
+    fn on_proposal(
+        &mut self,
+        ctx: &mut C<'_>,
+        from: NodeId,
+        view: u64,
+        blk: BlockRef,
+        justify: Qc,
+        size: u64,
+    ) {
+        if from != self.leader_of(view)
+            || ctx.block_creator(blk) != from
+            || self.tree.contains_key(&blk)
+        {
             return;
         }
         ctx.charge_verify(1 + self.qc_sigs(&justify));
@@ -944,7 +1004,14 @@ impl HotStuffReplica {
         self.handle_proposal(ctx, from, view, blk, justify);
     }
 
-    fn handle_proposal(&mut self, ctx: &mut C<'_>, from: NodeId, view: u64, blk: BlockRef, justify: Qc) {
+    fn handle_proposal(
+        &mut self,
+        ctx: &mut C<'_>,
+        from: NodeId,
+        view: u64,
+        blk: BlockRef,
+        justify: Qc,
+    ) {
         if ctx.block_parent(blk) != justify.block || justify.view >= view {
             return;
         }
@@ -963,7 +1030,14 @@ impl HotStuffReplica {
 
     /// A verified proposal with a known parent: record it, run the chained
     /// update on its justify, vote if safe and move to the next view.
-    fn accept_block(&mut self, ctx: &mut C<'_>, view: u64, blk: BlockRef, justify: Qc, from: NodeId) {
+    fn accept_block(
+        &mut self,
+        ctx: &mut C<'_>,
+        view: u64,
+        blk: BlockRef,
+        justify: Qc,
+        from: NodeId,
+    ) {
         if self.tree.contains_key(&blk) {
             return;
         }
@@ -1009,7 +1083,9 @@ impl HotStuffReplica {
     // ----- votes ---------------------------------------------------------
 
     fn add_vote(&mut self, ctx: &mut C<'_>, view: u64, blk: BlockRef, from: NodeId) {
-        if view < self.high_qc.view || (view == self.high_qc.view && self.high_qc.block == Some(blk)) {
+        if view < self.high_qc.view
+            || (view == self.high_qc.view && self.high_qc.block == Some(blk))
+        {
             return;
         }
         let Some(i) = self.index_of(from) else {
@@ -1021,7 +1097,14 @@ impl HotStuffReplica {
         }
         let count = self.votes.entry(key).or_default().add(i);
         if count == self.quorum {
-            self.observe_qc(ctx, Qc { view, block: Some(blk) }, from);
+            self.observe_qc(
+                ctx,
+                Qc {
+                    view,
+                    block: Some(blk),
+                },
+                from,
+            );
             self.try_propose(ctx, view + 1);
         }
         // A vote for view `v` sent to the leader of `v + 1` is also the voter's
@@ -1055,7 +1138,13 @@ impl HotStuffReplica {
         }
     }
 
-    fn on_block_request(&mut self, ctx: &mut C<'_>, from: NodeId, want: BlockRef, have_height: u64) {
+    fn on_block_request(
+        &mut self,
+        ctx: &mut C<'_>,
+        from: NodeId,
+        want: BlockRef,
+        have_height: u64,
+    ) {
         if !Self::speaks(ctx) {
             return;
         }
@@ -1071,7 +1160,10 @@ impl HotStuffReplica {
                 view: i.justify_view,
                 block: i.parent,
             };
-            size_bytes += ctx.block_size_bytes(b) + SYNC_BLOCK_OVERHEAD_BYTES + SIG_BYTES + self.qc_bytes(&qc);
+            size_bytes += ctx.block_size_bytes(b)
+                + SYNC_BLOCK_OVERHEAD_BYTES
+                + SIG_BYTES
+                + self.qc_bytes(&qc);
             blocks.push(SyncedBlock {
                 block: b,
                 view: i.view,
@@ -1134,7 +1226,9 @@ impl Replica for HotStuffReplica {
         if Self::speaks(ctx) {
             self.outbox.push(tx);
             self.outbox_bytes += u64::from(tx.size_bytes);
-            if self.outbox.len() >= self.cfg.block_max_tx || self.outbox_bytes >= self.cfg.block_max_bytes {
+            if self.outbox.len() >= self.cfg.block_max_tx
+                || self.outbox_bytes >= self.cfg.block_max_bytes
+            {
                 self.flush_outbox(ctx);
             } else if self.flush_timer.is_none() {
                 self.flush_timer = Some(ctx.set_timer(self.cfg.mempool_batch_ns, HsTimer::Flush));
@@ -1186,7 +1280,9 @@ impl Replica for HotStuffReplica {
                 }
                 self.maybe_full_batch(ctx);
             }
-            HsMsg::BlockRequest { want, have_height } => self.on_block_request(ctx, from, want, have_height),
+            HsMsg::BlockRequest { want, have_height } => {
+                self.on_block_request(ctx, from, want, have_height)
+            }
             HsMsg::BlockResponse { blocks, .. } => self.on_block_response(ctx, from, &blocks),
         }
     }

@@ -51,7 +51,9 @@ pub const REGISTRY: &[ProtocolEntry] = &[
     entry::<sequencer::Sequencer>(
         "BASELINE ONLY, no fault tolerance: a single leader per shard orders and broadcasts blocks",
     ),
-    entry::<hotstuff::HotStuff>("chained HotStuff: rotating leaders, linear votes, three-chain commit, BFT (n = 3f + 1)"),
+    entry::<hotstuff::HotStuff>(
+        "chained HotStuff: rotating leaders, linear votes, three-chain commit, BFT (n = 3f + 1)",
+    ),
 ];
 
 /// Look up a protocol by name.
