@@ -42,9 +42,12 @@
 //!   remembered (bounded) so late forwards are dropped.
 //! - **Batching.** A ready leader proposes at once if it has pending transactions
 //!   or its chain has uncommitted transactions (empty blocks drive the pipeline);
-//!   otherwise it waits up to `batch_timeout_ms` for a full block or the timeout.
+//!   otherwise it proposes when the first transaction arrives, or after
+//!   `batch_timeout_ms` with an empty block (which keeps idle views from timing
+//!   out). In a pipelined protocol the batch is what arrived during the last view.
 //! - **Sync and recovery.** Proposals, QCs or NEW-VIEWs that reference an unknown
-//!   block trigger a block request to the sender, answered with up to
+//!   block trigger a block request to the sender (after `view_timeout / 8`, in
+//!   case the block's own proposal is only overtaken by jitter), answered with up to
 //!   [`MAX_SYNC_BLOCKS`] ancestors (their bytes and the QCs inside them are
 //!   charged and verified). A recovered replica keeps its durable state (view,
 //!   last vote, lock, highQC, block tree, committed chain), drops its pool and
@@ -103,6 +106,8 @@ pub const MAX_POOL_TXS: usize = 200_000;
 pub const MAX_RECENT_COMMITTED: usize = 262_144;
 /// Most proposals buffered while their parent is being synced.
 pub const MAX_PENDING_PROPOSALS: usize = 64;
+/// A missing block is requested after `view_timeout / SYNC_DELAY_DIVISOR`.
+pub const SYNC_DELAY_DIVISOR: u64 = 8;
 /// Most blocks in one sync response.
 pub const MAX_SYNC_BLOCKS: usize = 64;
 /// Most open vote tallies (distinct `(view, block)` pairs) a leader keeps.
@@ -258,6 +263,8 @@ pub enum HsTimer {
     Batch(u64),
     /// A gateway forwards its pending transactions.
     Flush,
+    /// Request a still-unknown block from a peer.
+    Sync(BlockRef, NodeId),
 }
 
 /// The protocol factory.
@@ -402,6 +409,7 @@ pub struct HotStuffReplica {
     pending_props: BTreeMap<u64, (NodeId, BlockRef, Qc)>,
     pending_qc: Option<Qc>,
     sync_pending: Option<(BlockRef, u64)>,
+    sync_timer: Option<TimerId>,
     // Scratch buffers (reused, no per-proposal allocation in steady state).
     exclude: FxHashSet<u32>,
     scratch_txs: Vec<TxRef>,
@@ -448,6 +456,7 @@ impl HotStuffReplica {
             pending_props: BTreeMap::new(),
             pending_qc: None,
             sync_pending: None,
+            sync_timer: None,
             exclude: FxHashSet::default(),
             scratch_txs: Vec::new(),
             scratch_chain: Vec::new(),
@@ -770,10 +779,12 @@ impl HotStuffReplica {
         true
     }
 
-    /// A leader waiting for a fuller batch proposes once a block's worth arrived.
+    /// A leader waiting for transactions (empty pool, nothing in flight) proposes
+    /// as soon as one arrives: in a pipelined protocol the batch is what arrived
+    /// during the previous view.
     fn maybe_full_batch(&mut self, ctx: &mut C<'_>) {
         if let Some((view, t)) = self.batch_timer {
-            if self.in_pool.len() >= self.cfg.block_max_tx {
+            if !self.in_pool.is_empty() {
                 ctx.cancel_timer(t);
                 self.batch_timer = None;
                 self.batch_expired_view = view;
@@ -830,6 +841,12 @@ impl HotStuffReplica {
                 .is_some_and(|s| s.count >= self.quorum);
         if !ready || !self.known(self.high_qc.block) {
             return;
+        }
+        if self
+            .pending_qc
+            .is_some_and(|q| q.view > self.high_qc.view && q.view + 1 == view)
+        {
+            return; // a higher QC's block is on its way: extend it, not an older one
         }
         // Transactions already in the uncommitted chain being extended.
         self.exclude.clear();
@@ -1116,6 +1133,10 @@ impl HotStuffReplica {
 
     // ----- sync ----------------------------------------------------------
 
+    /// Ask `from` for `want` (and its missing ancestors) unless it shows up by
+    /// itself first: the request leaves after [`SYNC_DELAY_DIVISOR`]-th of the view
+    /// timeout, since with jitter a QC or a child often overtakes its block's own
+    /// proposal.
     fn request_sync(&mut self, ctx: &mut C<'_>, want: BlockRef, from: NodeId) {
         if from == self.me {
             return;
@@ -1127,15 +1148,25 @@ impl HotStuffReplica {
             }
         }
         self.sync_pending = Some((want, now));
-        if Self::speaks(ctx) {
-            ctx.send(
-                from,
-                HsMsg::BlockRequest {
-                    want,
-                    have_height: self.committed_height,
-                },
-            );
+        if let Some(t) = self.sync_timer.take() {
+            ctx.cancel_timer(t);
         }
+        let after = self.cfg.view_timeout_ns / SYNC_DELAY_DIVISOR;
+        self.sync_timer = Some(ctx.set_timer(after, HsTimer::Sync(want, from)));
+    }
+
+    fn on_sync_timer(&mut self, ctx: &mut C<'_>, want: BlockRef, from: NodeId) {
+        self.sync_timer = None;
+        if self.tree.contains_key(&want) || !Self::speaks(ctx) {
+            return;
+        }
+        ctx.send(
+            from,
+            HsMsg::BlockRequest {
+                want,
+                have_height: self.committed_height,
+            },
+        );
     }
 
     fn on_block_request(
@@ -1301,6 +1332,7 @@ impl Replica for HotStuffReplica {
                 self.flush_timer = None;
                 self.flush_outbox(ctx);
             }
+            HsTimer::Sync(want, from) => self.on_sync_timer(ctx, want, from),
         }
     }
 
@@ -1320,6 +1352,7 @@ impl Replica for HotStuffReplica {
         self.pending_props.clear();
         self.pending_qc = None;
         self.sync_pending = None;
+        self.sync_timer = None;
         self.arm_view_timer(ctx);
     }
 }
