@@ -16,6 +16,7 @@ use crate::protocol::Protocol;
 use crate::run::{RunOptions, RunResult};
 use crate::scenario::{Scenario, ScenarioError};
 
+pub mod hotstuff;
 pub mod pbft;
 pub mod sequencer;
 
@@ -52,6 +53,9 @@ pub const REGISTRY: &[ProtocolEntry] = &[
         "BASELINE ONLY, no fault tolerance: a single leader per shard orders and broadcasts blocks",
     ),
     entry::<pbft::Pbft>("PBFT (Castro & Liskov): three-phase BFT with checkpoints and view changes, n >= 3f+1"),
+    entry::<hotstuff::HotStuff>(
+        "chained HotStuff: rotating leaders, linear votes, three-chain commit, BFT (n = 3f + 1)",
+    ),
 ];
 
 /// Look up a protocol by name.
