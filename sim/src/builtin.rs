@@ -4,11 +4,38 @@ use crate::error::ScenarioError;
 use crate::scenario::Scenario;
 
 /// `(name, one-line description, TOML text)` of every built-in scenario.
-pub const BUILTINS: &[(&str, &str, &str)] = &[(
-    "default",
-    "4 nodes in one shard, 1000 tx/s of EHR writes, 10 s",
-    include_str!("../../scenarios/default.toml"),
-)];
+pub const BUILTINS: &[(&str, &str, &str)] = &[
+    (
+        "default",
+        "one shard of 4 nodes, the default healthcare mix at 1000 tx/s, 10 s",
+        include_str!("../../scenarios/default.toml"),
+    ),
+    (
+        "hospital",
+        "EHR writes, audited reads and consents: 2 shards, 2000 tx/s, 20 s",
+        include_str!("../../scenarios/hospital.toml"),
+    ),
+    (
+        "imaging",
+        "imaging studies anchored on-chain (set workload.imaging.mode=onchain for blobs), 20 studies/s",
+        include_str!("../../scenarios/imaging.toml"),
+    ),
+    (
+        "claims",
+        "claims submit/adjudicate/pay over 4 shards, cross-shard payments, 500 tx/s",
+        include_str!("../../scenarios/claims.toml"),
+    ),
+    (
+        "supply-chain",
+        "serialized drug packages from commission to dispense, 2 shards, 500 tx/s",
+        include_str!("../../scenarios/supply-chain.toml"),
+    ),
+    (
+        "large",
+        "16 shards of 7 nodes over six regions, 20,000 tx/s, 10 s",
+        include_str!("../../scenarios/large.toml"),
+    ),
+];
 
 /// Names and descriptions of the built-in scenarios.
 pub fn list() -> Vec<(&'static str, &'static str)> {

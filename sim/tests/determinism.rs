@@ -93,3 +93,18 @@ fn default_scenario_summary_is_sane() {
     }
     assert_eq!(j["trace_digest"].as_str().map(str::len), Some(64));
 }
+
+#[test]
+#[ignore = "prints a summary line per built-in scenario; run with --ignored"]
+fn print_builtins() {
+    for (name, _) in builtin::list() {
+        let s = builtin::get(name).expect("builtin");
+        let r = run(&s, &RunOptions::default()).expect("run");
+        let j = r.summary_json();
+        println!(
+            "{name}: tput {} offered {} p50 {} p99 {} rejected {} aborted {} cross {} events {} wall {:.2}s",
+            j["throughput_tps"], j["offered_tps"], j["latency_ms"]["p50"], j["latency_ms"]["p99"], j["rejected_tx"],
+            j["aborted_tx"], j["cross_shard"]["fraction"], j["events"], r.wall_time_s
+        );
+    }
+}
