@@ -59,8 +59,12 @@ pub struct Scenario {
     pub warmup_s: f64,
     /// Offered load, transactions per second (whole system).
     pub offered_tps: f64,
-    /// Fraction of transactions touching two shards (overrides the workload's own
-    /// setting when present).
+    /// Cross-shard injection: with this probability each otherwise single-shard
+    /// request is replaced by a cross-shard payment (submitting organisation to an
+    /// organisation homed on another shard, $1–$100), which runs the two-phase
+    /// commit. The workload's own multi-shard transactions (consents, claim
+    /// payments) come on top, so the measured `cross_shard.fraction` is at least
+    /// this. No effect with one shard. Absent: no injection.
     pub cross_shard_fraction: Option<f64>,
     /// Number of shards.
     pub shards: u32,

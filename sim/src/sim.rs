@@ -20,6 +20,7 @@ use crate::protocol::{
 use crate::run::RunOptions;
 use crate::scenario::{Scenario, ScenarioError};
 use crate::store::BlockStore;
+use ledger_core::types::{OrgId, Tx};
 use ledger_core::{Receipt, ShardOp, Vote};
 use rustc_hash::FxHashMap;
 use simrand::Stream;
@@ -129,6 +130,8 @@ pub struct Simulation<'o, P: Protocol> {
     generator: Option<Generator>,
     closed_loop: bool,
     parked: Vec<Option<TxRequest>>,
+    /// `cross_shard_fraction` injection: probability, stream, organisations by home shard.
+    cross_inject: Option<(f64, Stream, Vec<Vec<OrgId>>)>,
     parked_free: Vec<u32>,
     commits: Vec<ShardCommits>,
     executor: Executor,
@@ -174,6 +177,17 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 Generator::new(&scenario.workload, &consortium, scenario.offered_tps, seed)
                     .map_err(|e| bad("workload", e.to_string()))?,
             )
+        };
+        let cross_inject = match scenario.cross_shard_fraction {
+            Some(f) if f > 0.0 && shards > 1 => {
+                let mut by_shard: Vec<Vec<OrgId>> = vec![Vec::new(); shards as usize];
+                for o in consortium.orgs() {
+                    by_shard[ledger_core::routing::org_shard(o.id, shards).0 as usize].push(o.id);
+                }
+                let populated = by_shard.iter().filter(|v| !v.is_empty()).count();
+                (populated >= 2).then(|| (f, Stream::new(seed, "client/cross-shard"), by_shard))
+            }
+            _ => None,
         };
         let org_regions: Vec<String> = consortium.orgs().iter().map(|o| o.region.clone()).collect();
         let topo = Topology::new(&scenario.network, n, &org_regions).map_err(|m| {
@@ -234,6 +248,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             closed_loop: generator.as_ref().is_some_and(Generator::is_closed_loop),
             generator,
             parked: Vec::new(),
+            cross_inject,
             parked_free: Vec::new(),
             commits: (0..shards)
                 .map(|_| ShardCommits {
@@ -463,9 +478,16 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     }
 
     fn on_submit(&mut self, t: TimeNs, slot: u32) -> Result<(), SimError> {
-        let Some(req) = self.parked[slot as usize].take() else {
+        let Some(mut req) = self.parked[slot as usize].take() else {
             return Ok(());
         };
+        if let Some((f, rng, by_shard)) = &mut self.cross_inject {
+            if !ledger_core::shards_of(&req.tx, self.scenario.shards).is_cross_shard() && rng.bernoulli(*f) {
+                req.tx = cross_shard_payment(rng, by_shard, req.client, self.scenario.shards);
+                req.kind = workloads::WorkloadKind::Payment;
+                req.payload_bytes = 0;
+            }
+        }
         self.parked_free.push(slot);
         if self.txs.len() >= MAX_CLIENT_TXS {
             return Err(SimError::Workload(format!(
@@ -1107,6 +1129,41 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             }
         }
         Ok(())
+    }
+}
+
+/// A payment between organisations on two different shards (the
+/// `cross_shard_fraction` injection): from the submitting organisation (or a
+/// random one), to a random organisation on another shard, 1 to 100 dollars.
+fn cross_shard_payment(rng: &mut Stream, by_shard: &[Vec<OrgId>], client: u32, shards: u32) -> Tx {
+    let all: usize = by_shard.iter().map(Vec::len).sum();
+    let from = by_shard
+        .iter()
+        .flatten()
+        .copied()
+        .find(|o| o.0 == u64::from(client))
+        .unwrap_or_else(|| {
+            let i = rng.below(all as u64) as usize;
+            by_shard.iter().flatten().copied().nth(i).unwrap_or(OrgId(0))
+        });
+    let home = ledger_core::routing::org_shard(from, shards).0 as usize;
+    let others: usize = all - by_shard[home].len();
+    let mut i = rng.below(others.max(1) as u64) as usize;
+    let mut to = from;
+    for (s, orgs) in by_shard.iter().enumerate() {
+        if s == home {
+            continue;
+        }
+        if i < orgs.len() {
+            to = orgs[i];
+            break;
+        }
+        i -= orgs.len();
+    }
+    Tx::Payment {
+        from,
+        to,
+        amount_cents: rng.range_inclusive(100, 10_000),
     }
 }
 

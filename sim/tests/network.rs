@@ -338,3 +338,50 @@ until_s = 5.0
     }
     assert!(r.dropped_partition > 0);
 }
+
+#[test]
+fn busy_leader_is_the_bottleneck() {
+    // 1 ms per signature check: the sequencer leader verifies every transaction
+    // once, so it cannot order much more than 1000 tx/s whatever the offered load.
+    let mut s = Scenario::from_toml_str("duration_s = 6\nwarmup_s = 0\noffered_tps = 2000\n", "cpu").expect("scenario");
+    s.node.verify_ns = 1_000_000;
+    let r = sim::run(&s, &RunOptions::default()).expect("run");
+    let tput = r.throughput_tps();
+    assert!(tput < 1_100.0 && tput > 500.0, "throughput {tput}");
+    let mut fast = s.clone();
+    fast.node.verify_ns = 10_000;
+    let f = sim::run(&fast, &RunOptions::default()).expect("run");
+    assert!(f.throughput_tps() > 1_800.0, "fast throughput {}", f.throughput_tps());
+}
+
+#[test]
+fn trace_file_and_progress_report_events_and_faults() {
+    let dir = std::env::temp_dir().join(format!("sim-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join("trace.txt");
+    let s = Scenario::from_toml_str(
+        "duration_s = 2\nwarmup_s = 0\noffered_tps = 100\n[[faults]]\nkind = \"crash\"\nnode = 2\nat_s = 0.5\nrecover_s = 1.0\n",
+        "trace",
+    )
+    .expect("scenario");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let opts = RunOptions {
+        trace_path: Some(path.clone()),
+        progress: Some(std::sync::Arc::new(move |done, total| {
+            seen2.lock().expect("lock").push((done, total));
+        })),
+        ..RunOptions::default()
+    };
+    let r = sim::run(&s, &opts).expect("run");
+    let text = std::fs::read_to_string(&path).expect("trace written");
+    assert!(text.lines().count() as u64 >= r.events / 2, "trace has too few lines");
+    assert!(text.contains("fault 0 crash start"), "crash start missing");
+    assert!(text.contains("fault 0 crash end"), "recovery missing");
+    assert!(text.contains("commit node"));
+    let p = seen.lock().expect("lock").clone();
+    assert!(p.len() >= 10, "progress called {} times", p.len());
+    assert!(p.windows(2).all(|w| w[0].0 <= w[1].0), "progress went backwards");
+    assert_eq!(p.last().map(|x| x.0), Some(2.0));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
