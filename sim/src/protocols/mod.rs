@@ -16,6 +16,7 @@ use crate::protocol::Protocol;
 use crate::run::{RunOptions, RunResult};
 use crate::scenario::{Scenario, ScenarioError};
 
+pub mod raft;
 pub mod sequencer;
 
 /// One registered protocol.
@@ -46,9 +47,12 @@ fn max_faulty_of<P: Protocol>(s: &Scenario) -> Result<usize, ScenarioError> {
 }
 
 /// Every protocol, by scenario name.
-pub const REGISTRY: &[ProtocolEntry] = &[entry::<sequencer::Sequencer>(
-    "BASELINE ONLY, no fault tolerance: a single leader per shard orders and broadcasts blocks",
-)];
+pub const REGISTRY: &[ProtocolEntry] = &[
+    entry::<sequencer::Sequencer>(
+        "BASELINE ONLY, no fault tolerance: a single leader per shard orders and broadcasts blocks",
+    ),
+    entry::<raft::Raft>("Raft: leader election and log replication; crash faults only (no Byzantine nodes)"),
+];
 
 /// Look up a protocol by name.
 pub fn get(name: &str) -> Result<&'static ProtocolEntry, ScenarioError> {
