@@ -22,7 +22,10 @@
 //!   consistency check. Followers truncate a conflicting suffix and reply with a
 //!   conflict hint (the conflicting term and its first index) so the leader
 //!   backtracks `nextIndex` by a term at a time, not an entry at a time. Appends are
-//!   pipelined (up to `pipeline_window` unacknowledged messages per follower);
+//!   pipelined (up to `pipeline_window` unacknowledged messages and
+//!   `max_inflight_bytes` per follower); after a rejection or a retransmission
+//!   timeout a follower is *probed* with one append at a time until one succeeds
+//!   (as etcd does), so a cut-off or lagging follower cannot flood the uplink;
 //!   idle followers get `heartbeat`s. A new leader appends a no-op entry of its term;
 //!   the commit index only advances over entries of the current term (the
 //!   Figure 8 rule). Followers learn the commit index from appends and heartbeats
@@ -44,7 +47,8 @@
 //!   backtracking above and appends of up to `max_append_entries` entries /
 //!   `max_append_bytes` bytes, charged by size on the links. Each replica keeps at
 //!   most `log_retain_entries` applied entries in memory; a follower that needs a
-//!   compacted entry gets an `install_snapshot` of `snapshot_bytes` instead (it then
+//!   compacted entry gets an `install_snapshot` of `snapshot_bytes` instead, sent in
+//!   `snapshot_chunk_bytes` chunks one at a time (the paper's Figure 13; it then
 //!   skips the heights the snapshot covers: it never executed those blocks itself).
 //!
 //! # Costs
@@ -103,10 +107,11 @@ pub const SNAPSHOT_HEADER_BYTES: u64 = 64;
 pub const SNAPSHOT_RESP_BYTES: u64 = 50;
 /// Header of a gateway `forward` batch besides the transactions, bytes.
 pub const FORWARD_HEADER_BYTES: u64 = 32;
+/// The log may hold up to this many times `log_retain_entries` applied entries
+/// while a snapshot is being sent (so the follower can continue from it by appends).
+pub const LOG_HARD_LIMIT_FACTOR: u64 = 2;
 /// An ed25519 signature, bytes (added to every message with `require_signatures`).
 pub const SIGNATURE_BYTES: u64 = 64;
-/// Time budget per snapshot byte before a snapshot is re-sent, ns (a link of 25 Mbps).
-pub const SNAPSHOT_RESEND_NS_PER_BYTE: u64 = 320;
 
 /// `[protocol.raft]` parameters. Times in ms are the unscaled figures (see the
 /// module docs for the RTT scaling).
@@ -127,10 +132,12 @@ pub struct RaftParams {
     pub rtt_reference_ms: f64,
     /// Most unacknowledged appends in flight per follower (default 16).
     pub pipeline_window: u32,
+    /// Most bytes of unacknowledged appends in flight per follower (default 1 MiB).
+    pub max_inflight_bytes: u64,
     /// Most entries in one append (default 64).
     pub max_append_entries: u32,
     /// Most bytes of entries in one append; a single larger block is still sent
-    /// alone (default 1 MiB).
+    /// alone (default 256 KiB).
     pub max_append_bytes: u64,
     /// The leader stops proposing while this many entries are uncommitted (default 1024).
     pub max_uncommitted_entries: u32,
@@ -143,6 +150,9 @@ pub struct RaftParams {
     pub log_retain_entries: u32,
     /// Size of an `install_snapshot` (the shard's state), bytes (default 4 MiB, est.).
     pub snapshot_bytes: u64,
+    /// An `install_snapshot` is sent in chunks of this many bytes, one at a time
+    /// (default 64 KiB), so it shares the uplink with replication.
+    pub snapshot_chunk_bytes: u64,
     /// Sign every message (64 B, charged sign/verify) instead of MACs (default false).
     pub require_signatures: bool,
     /// Fixed MAC cost per message sent or received, ns, besides hashing its bytes
@@ -162,13 +172,15 @@ impl Default for RaftParams {
             retransmit_ms: 300.0,
             rtt_reference_ms: 50.0,
             pipeline_window: 16,
+            max_inflight_bytes: 1024 * 1024,
             max_append_entries: 64,
-            max_append_bytes: 1024 * 1024,
+            max_append_bytes: 256 * 1024,
             max_uncommitted_entries: 1024,
             forward_batch_ms: 2.0,
             max_pending_txs: 200_000,
             log_retain_entries: 4096,
             snapshot_bytes: 4 * 1024 * 1024,
+            snapshot_chunk_bytes: 64 * 1024,
             require_signatures: false,
             mac_ns: 300,
             persist_ns: 50_000,
@@ -252,7 +264,7 @@ pub enum RaftMsg {
         /// The follower's current term.
         term: u64,
     },
-    /// InstallSnapshot (the whole state in one message).
+    /// InstallSnapshot: one chunk of the snapshot (Figure 13's `offset`/`done`).
     Snapshot {
         /// Leader's term.
         term: u64,
@@ -264,15 +276,23 @@ pub enum RaftMsg {
         last_height: u64,
         /// That block.
         last_block: Option<BlockRef>,
-        /// Size on the wire.
+        /// Offset of this chunk in the snapshot.
+        offset: u64,
+        /// Whole snapshot size, bytes (this chunk is the last when it reaches it).
+        total_bytes: u64,
+        /// Size on the wire (header plus chunk).
         size_bytes: u64,
     },
     /// A reply to InstallSnapshot.
     SnapshotResp {
         /// The follower's current term.
         term: u64,
-        /// The follower's last index covered by its snapshot.
+        /// The snapshot's last index.
         last_index: u64,
+        /// Whether the follower now holds everything up to `last_index`.
+        installed: bool,
+        /// Otherwise the offset of the next chunk it expects.
+        next_offset: u64,
     },
     /// A gateway forwards client transactions to the leader.
     Forward {
@@ -369,7 +389,12 @@ impl Raft {
     pub fn timeouts_ms(&self, shard: u32) -> (f64, f64, f64, f64) {
         let t = self.timing[shard as usize];
         let ms = |ns: u64| ns as f64 / NS_PER_MS as f64;
-        (ms(t.election_min_ns), ms(t.election_max_ns), ms(t.heartbeat_ns), ms(t.retransmit_ns))
+        (
+            ms(t.election_min_ns),
+            ms(t.election_max_ns),
+            ms(t.heartbeat_ns),
+            ms(t.retransmit_ns),
+        )
     }
 }
 
@@ -396,7 +421,10 @@ impl Protocol for Raft {
         }
         let p: RaftParams = s.protocol_params(Self::NAME)?;
         let pos = |x: f64| x.is_finite() && x > 0.0;
-        if !pos(p.election_timeout_min_ms) || !(p.election_timeout_max_ms >= p.election_timeout_min_ms) {
+        if !pos(p.election_timeout_min_ms)
+            || !p.election_timeout_max_ms.is_finite()
+            || p.election_timeout_max_ms < p.election_timeout_min_ms
+        {
             return Err(bad(
                 "protocol.raft.election_timeout_min_ms",
                 format!(
@@ -404,9 +432,6 @@ impl Protocol for Raft {
                     p.election_timeout_min_ms, p.election_timeout_max_ms
                 ),
             ));
-        }
-        if !p.election_timeout_max_ms.is_finite() {
-            return Err(bad("protocol.raft.election_timeout_max_ms", "must be finite".into()));
         }
         if !pos(p.heartbeat_ms) || p.heartbeat_ms >= p.election_timeout_min_ms {
             return Err(bad(
@@ -418,27 +443,46 @@ impl Protocol for Raft {
             ));
         }
         if !pos(p.retransmit_ms) {
-            return Err(bad("protocol.raft.retransmit_ms", format!("must be positive, got {}", p.retransmit_ms)));
+            return Err(bad(
+                "protocol.raft.retransmit_ms",
+                format!("must be positive, got {}", p.retransmit_ms),
+            ));
         }
         if !(p.rtt_reference_ms.is_finite() && p.rtt_reference_ms >= 0.0) {
-            return Err(bad("protocol.raft.rtt_reference_ms", "must be finite and >= 0".into()));
+            return Err(bad(
+                "protocol.raft.rtt_reference_ms",
+                "must be finite and >= 0".into(),
+            ));
         }
         if !(p.forward_batch_ms.is_finite() && p.forward_batch_ms >= 0.0) {
-            return Err(bad("protocol.raft.forward_batch_ms", "must be finite and >= 0".into()));
+            return Err(bad(
+                "protocol.raft.forward_batch_ms",
+                "must be finite and >= 0".into(),
+            ));
         }
         for (name, v) in [
             ("pipeline_window", u64::from(p.pipeline_window)),
             ("max_append_entries", u64::from(p.max_append_entries)),
             ("max_append_bytes", p.max_append_bytes),
-            ("max_uncommitted_entries", u64::from(p.max_uncommitted_entries)),
+            ("max_inflight_bytes", p.max_inflight_bytes),
+            (
+                "max_uncommitted_entries",
+                u64::from(p.max_uncommitted_entries),
+            ),
             ("max_pending_txs", u64::from(p.max_pending_txs)),
             ("log_retain_entries", u64::from(p.log_retain_entries)),
+            ("snapshot_bytes", p.snapshot_bytes),
+            ("snapshot_chunk_bytes", p.snapshot_chunk_bytes),
         ] {
             if v == 0 {
-                return Err(bad(&format!("protocol.raft.{name}"), "must be at least 1".into()));
+                return Err(bad(
+                    &format!("protocol.raft.{name}"),
+                    "must be at least 1".into(),
+                ));
             }
         }
-        let topo = Topology::new(&s.network, s.total_nodes() as usize).map_err(|m| bad("network", m))?;
+        let topo =
+            Topology::new(&s.network, s.total_nodes() as usize).map_err(|m| bad("network", m))?;
         let nps = s.nodes_per_shard;
         let mut timing = Vec::with_capacity(s.shards as usize);
         for shard in 0..s.shards {
@@ -517,6 +561,7 @@ impl Protocol for Raft {
             mine: BTreeMap::new(),
             fwd_buf: Vec::new(),
             fwd_timer: None,
+            snap_recv: None,
             scratch_txs: Vec::new(),
             scratch_idx: Vec::with_capacity(n),
             cache: None,
@@ -537,11 +582,35 @@ struct Progress {
     node: NodeId,
     next_index: u64,
     match_index: u64,
-    inflight: u32,
+    /// Unacknowledged appends: `(last index carried, bytes)`, oldest first.
+    inflight: VecDeque<(u64, u64)>,
+    inflight_bytes: u64,
+    /// Probe mode (after a rejection or a timeout): one append at a time until one succeeds.
+    probing: bool,
     last_sent_ns: TimeNs,
     last_ack_ns: TimeNs,
     last_progress_ns: TimeNs,
-    snapshot_inflight: bool,
+    /// A snapshot being sent (chunk by chunk).
+    snap: Option<SnapSend>,
+    /// A snapshot chunk awaits its reply.
+    snap_outstanding: bool,
+}
+
+/// Leader's state of a snapshot transfer to one follower.
+#[derive(Copy, Clone, Debug)]
+struct SnapSend {
+    last_index: u64,
+    last_term: u64,
+    last_height: u64,
+    last_block: Option<BlockRef>,
+    offset: u64,
+}
+
+impl Progress {
+    fn reset_inflight(&mut self) {
+        self.inflight.clear();
+        self.inflight_bytes = 0;
+    }
 }
 
 /// One Raft node.
@@ -581,6 +650,8 @@ pub struct RaftReplica {
     mine: BTreeMap<u32, TxRef>,
     fwd_buf: Vec<TxRef>,
     fwd_timer: Option<TimerId>,
+    /// Snapshot being received: `(last index, next offset)`.
+    snap_recv: Option<(u64, u64)>,
     scratch_txs: Vec<TxRef>,
     scratch_idx: Vec<u64>,
     /// Last entries batch built: `(first index, count, entries, size)`.
@@ -648,8 +719,23 @@ impl RaftReplica {
         });
     }
 
+    /// The last block at or before index `idx` (in the retained log or the snapshot).
+    fn last_block_at(&self, idx: u64) -> Option<BlockRef> {
+        if idx > self.snapshot_index {
+            let end = ((idx - self.snapshot_index) as usize).min(self.log.len());
+            if let Some(b) = self.log.range(..end).rev().find_map(|e| e.block) {
+                return Some(b);
+            }
+        }
+        self.snapshot_block
+    }
+
     fn last_block(&self) -> Option<BlockRef> {
-        self.log.iter().rev().find_map(|e| e.block).or(self.snapshot_block)
+        self.log
+            .iter()
+            .rev()
+            .find_map(|e| e.block)
+            .or(self.snapshot_block)
     }
 
     // ----- costs and sending -----
@@ -781,11 +867,14 @@ impl RaftReplica {
                 node,
                 next_index: next,
                 match_index: 0,
-                inflight: 0,
+                inflight: VecDeque::new(),
+                inflight_bytes: 0,
+                probing: false,
                 last_sent_ns: 0,
                 last_ack_ns: now,
                 last_progress_ns: now,
-                snapshot_inflight: false,
+                snap: None,
+                snap_outstanding: false,
             })
             .collect();
         // Dedupe set: everything in the retained log.
@@ -840,13 +929,18 @@ impl RaftReplica {
     /// Propose full blocks while possible, then a partial one if its batch timer expired.
     fn propose_ready(&mut self, ctx: &mut C<'_>) {
         while self.role == Role::Leader && self.can_propose() {
-            let full = self.queue.len() >= self.block_max_tx || self.queue_bytes >= self.block_max_bytes;
+            let full =
+                self.queue.len() >= self.block_max_tx || self.queue_bytes >= self.block_max_bytes;
             if !(full || (self.batch_due && !self.queue.is_empty())) {
                 break;
             }
             self.propose_one(ctx);
         }
-        if self.role == Role::Leader && !self.queue.is_empty() && self.batch_timer.is_none() && !self.batch_due {
+        if self.role == Role::Leader
+            && !self.queue.is_empty()
+            && self.batch_timer.is_none()
+            && !self.batch_due
+        {
             self.batch_timer = Some(ctx.set_timer(self.timing.batch_ns, RaftTimer::Batch));
         }
     }
@@ -893,7 +987,19 @@ impl RaftReplica {
     fn replicate(&mut self, ctx: &mut C<'_>, f: usize) {
         loop {
             let pr = &self.lead[f];
-            if pr.snapshot_inflight || pr.inflight >= self.p.pipeline_window || pr.next_index > self.last_index() {
+            let full = if pr.probing {
+                !pr.inflight.is_empty()
+            } else {
+                pr.inflight.len() >= self.p.pipeline_window as usize
+                    || pr.inflight_bytes >= self.p.max_inflight_bytes
+            };
+            if pr.snap.is_some() {
+                if !pr.snap_outstanding {
+                    self.send_snapshot_chunk(ctx, f);
+                }
+                return;
+            }
+            if full || pr.next_index > self.last_index() {
                 return;
             }
             self.send_append(ctx, f);
@@ -905,22 +1011,26 @@ impl RaftReplica {
         let to = self.lead[f].node;
         let now = ctx.now();
         if next <= self.snapshot_index {
-            // The follower needs compacted entries: send the snapshot instead.
-            let size_bytes = SNAPSHOT_HEADER_BYTES + self.p.snapshot_bytes;
-            let msg = RaftMsg::Snapshot {
-                term: self.current_term,
-                last_index: self.snapshot_index,
-                last_term: self.snapshot_term,
-                last_height: self.snapshot_height,
-                last_block: self.snapshot_block,
-                size_bytes,
+            // The follower needs compacted entries: send a snapshot of the state
+            // machine at the last applied entry instead.
+            let li = self.last_applied;
+            let (last_term, last_height, last_block) = match self.stored(li) {
+                Some(e) => (e.term, e.height, self.last_block_at(li)),
+                None => (
+                    self.snapshot_term,
+                    self.snapshot_height,
+                    self.snapshot_block,
+                ),
             };
-            self.send(ctx, to, msg);
-            let pr = &mut self.lead[f];
-            pr.snapshot_inflight = true;
-            pr.inflight = 0;
-            pr.last_sent_ns = now;
-            pr.last_progress_ns = now;
+            self.lead[f].snap = Some(SnapSend {
+                last_index: li.max(self.snapshot_index),
+                last_term,
+                last_height,
+                last_block,
+                offset: 0,
+            });
+            self.lead[f].reset_inflight();
+            self.send_snapshot_chunk(ctx, f);
             return;
         }
         let (entries, size) = self.entries_from(ctx, next);
@@ -928,7 +1038,9 @@ impl RaftReplica {
         let prev_index = next - 1;
         let prev_term = match self.term_at(prev_index) {
             Some(t) => t,
-            None => panic!("leader lacks the term of index {prev_index} although it is not compacted"),
+            None => {
+                panic!("leader lacks the term of index {prev_index} although it is not compacted")
+            }
         };
         let msg = RaftMsg::Append {
             term: self.current_term,
@@ -941,11 +1053,40 @@ impl RaftReplica {
         self.send(ctx, to, msg);
         let pr = &mut self.lead[f];
         pr.next_index = next + count;
-        if pr.inflight == 0 {
+        if pr.inflight.is_empty() {
             pr.last_progress_ns = now;
         }
-        pr.inflight += 1;
+        pr.inflight.push_back((next + count - 1, size));
+        pr.inflight_bytes += size;
         pr.last_sent_ns = now;
+    }
+
+    fn send_snapshot_chunk(&mut self, ctx: &mut C<'_>, f: usize) {
+        let Some(sn) = self.lead[f].snap else {
+            return;
+        };
+        let total = self.p.snapshot_bytes;
+        let chunk = self
+            .p
+            .snapshot_chunk_bytes
+            .min(total.saturating_sub(sn.offset));
+        let msg = RaftMsg::Snapshot {
+            term: self.current_term,
+            last_index: sn.last_index,
+            last_term: sn.last_term,
+            last_height: sn.last_height,
+            last_block: sn.last_block,
+            offset: sn.offset,
+            total_bytes: total,
+            size_bytes: SNAPSHOT_HEADER_BYTES + chunk,
+        };
+        let to = self.lead[f].node;
+        self.send(ctx, to, msg);
+        let now = ctx.now();
+        let pr = &mut self.lead[f];
+        pr.snap_outstanding = true;
+        pr.last_sent_ns = now;
+        pr.last_progress_ns = now;
     }
 
     /// Entries from `first` (bounded by count and bytes) and their bytes; reuses the
@@ -1021,7 +1162,10 @@ impl RaftReplica {
             let idx = self.last_applied + 1;
             let e = match self.stored(idx) {
                 Some(e) => *e,
-                None => panic!("entry {idx} to apply is missing (snapshot {})", self.snapshot_index),
+                None => panic!(
+                    "entry {idx} to apply is missing (snapshot {})",
+                    self.snapshot_index
+                ),
             };
             if let Some(b) = e.block {
                 let n = ctx.block_txs(b).len() as u64;
@@ -1043,7 +1187,21 @@ impl RaftReplica {
     /// dedupe set.
     fn compact(&mut self, ctx: &C<'_>) {
         let retain = u64::from(self.p.log_retain_entries);
+        // A leader keeps the entries after a snapshot it is sending, so the follower
+        // can continue by appends, up to a hard bound of LOG_HARD_LIMIT_FACTOR x retain.
+        let floor = self
+            .lead
+            .iter()
+            .filter_map(|p| p.snap.map(|s| s.last_index))
+            .min();
         while self.last_applied - self.snapshot_index > retain {
+            if let Some(fl) = floor {
+                if self.snapshot_index >= fl
+                    && self.last_applied - self.snapshot_index <= retain * LOG_HARD_LIMIT_FACTOR
+                {
+                    break;
+                }
+            }
             let Some(e) = self.log.pop_front() else { break };
             self.snapshot_index += 1;
             self.snapshot_term = e.term;
@@ -1125,7 +1283,8 @@ impl RaftReplica {
             self.become_follower(ctx, term);
             self.leader_id = None;
         }
-        let up_to_date = llt > self.last_term() || (llt == self.last_term() && lli >= self.last_index());
+        let up_to_date =
+            llt > self.last_term() || (llt == self.last_term() && lli >= self.last_index());
         let granted = term == self.current_term
             && self.voted_for.is_none_or(|v| v == from)
             && up_to_date
@@ -1150,7 +1309,11 @@ impl RaftReplica {
             self.leader_id = None;
             return;
         }
-        if self.role != Role::Candidate || term != self.current_term || !granted || self.voters.contains(&from) {
+        if self.role != Role::Candidate
+            || term != self.current_term
+            || !granted
+            || self.voters.contains(&from)
+        {
             return;
         }
         self.voters.push(from);
@@ -1268,7 +1431,15 @@ impl RaftReplica {
         self.send(ctx, from, msg);
     }
 
-    fn on_append_resp(&mut self, ctx: &mut C<'_>, from: NodeId, term: u64, success: bool, index: u64, ct: u64) {
+    fn on_append_resp(
+        &mut self,
+        ctx: &mut C<'_>,
+        from: NodeId,
+        term: u64,
+        success: bool,
+        index: u64,
+        ct: u64,
+    ) {
         if term > self.current_term {
             self.become_follower(ctx, term);
             self.leader_id = None;
@@ -1285,7 +1456,6 @@ impl RaftReplica {
             let pr = &mut self.lead[f];
             pr.last_ack_ns = now;
             pr.last_progress_ns = now;
-            pr.inflight = pr.inflight.saturating_sub(1);
         }
         if success {
             let pr = &mut self.lead[f];
@@ -1295,6 +1465,14 @@ impl RaftReplica {
             if pr.next_index <= index {
                 pr.next_index = index + 1;
             }
+            while let Some(&(last, bytes)) = pr.inflight.front() {
+                if last > index {
+                    break;
+                }
+                pr.inflight.pop_front();
+                pr.inflight_bytes -= bytes;
+            }
+            pr.probing = false;
             self.advance_commit(ctx);
         } else {
             let hint = if ct != 0 {
@@ -1309,12 +1487,14 @@ impl RaftReplica {
             let next = hint.max(pr.match_index + 1).max(1);
             if next < pr.next_index {
                 pr.next_index = next;
-                pr.inflight = 0;
+                pr.reset_inflight();
+                pr.probing = true;
             }
         }
         self.replicate(ctx, f);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_snapshot(
         &mut self,
         ctx: &mut C<'_>,
@@ -1324,40 +1504,72 @@ impl RaftReplica {
         last_term: u64,
         last_height: u64,
         last_block: Option<BlockRef>,
+        offset: u64,
+        chunk_bytes: u64,
+        total_bytes: u64,
     ) {
-        if !self.accept_leader(ctx, from, term) {
+        let reply = |me: &Self, ctx: &mut C<'_>, installed: bool, next_offset: u64| {
             let msg = RaftMsg::SnapshotResp {
-                term: self.current_term,
-                last_index: 0,
+                term: me.current_term,
+                last_index,
+                installed,
+                next_offset,
             };
-            self.send(ctx, from, msg);
+            me.send(ctx, from, msg);
+        };
+        if !self.accept_leader(ctx, from, term) {
+            reply(self, ctx, false, 0);
             return;
         }
-        if last_index > self.last_applied {
-            if self.term_at(last_index) == Some(last_term) && last_index > self.snapshot_index {
-                // Keep the suffix after the snapshot.
-                let drop = (last_index - self.snapshot_index) as usize;
-                self.log.drain(..drop);
-            } else {
-                self.log.clear();
-            }
-            self.snapshot_index = last_index;
-            self.snapshot_term = last_term;
-            self.snapshot_height = last_height;
-            self.snapshot_block = last_block;
-            self.last_applied = last_index;
-            self.commit_index = self.commit_index.max(last_index);
-            self.persist(ctx);
-            self.apply(ctx);
+        if last_index <= self.last_applied {
+            // Already hold all of it.
+            self.snap_recv = None;
+            reply(self, ctx, true, 0);
+            return;
         }
-        let msg = RaftMsg::SnapshotResp {
-            term: self.current_term,
-            last_index: self.snapshot_index.max(last_index.min(self.last_applied)),
+        let expected = match self.snap_recv {
+            Some((li, off)) if li == last_index => off,
+            _ => 0,
         };
-        self.send(ctx, from, msg);
+        if offset != expected {
+            reply(self, ctx, false, expected);
+            return;
+        }
+        let next = offset + chunk_bytes;
+        self.persist(ctx);
+        if next < total_bytes {
+            self.snap_recv = Some((last_index, next));
+            reply(self, ctx, false, next);
+            return;
+        }
+        // Last chunk: install.
+        self.snap_recv = None;
+        if self.term_at(last_index) == Some(last_term) && last_index > self.snapshot_index {
+            // Keep the suffix after the snapshot.
+            let drop = (last_index - self.snapshot_index) as usize;
+            self.log.drain(..drop);
+        } else {
+            self.log.clear();
+        }
+        self.snapshot_index = last_index;
+        self.snapshot_term = last_term;
+        self.snapshot_height = last_height;
+        self.snapshot_block = last_block;
+        self.last_applied = last_index;
+        self.commit_index = self.commit_index.max(last_index);
+        self.apply(ctx);
+        reply(self, ctx, true, 0);
     }
 
-    fn on_snapshot_resp(&mut self, ctx: &mut C<'_>, from: NodeId, term: u64, last_index: u64) {
+    fn on_snapshot_resp(
+        &mut self,
+        ctx: &mut C<'_>,
+        from: NodeId,
+        term: u64,
+        last_index: u64,
+        installed: bool,
+        next_offset: u64,
+    ) {
         if term > self.current_term {
             self.become_follower(ctx, term);
             self.leader_id = None;
@@ -1373,11 +1585,23 @@ impl RaftReplica {
         let pr = &mut self.lead[f];
         pr.last_ack_ns = now;
         pr.last_progress_ns = now;
-        pr.snapshot_inflight = false;
-        pr.inflight = 0;
-        pr.match_index = pr.match_index.max(last_index);
-        pr.next_index = pr.match_index + 1;
-        self.advance_commit(ctx);
+        if installed {
+            pr.snap = None;
+            pr.snap_outstanding = false;
+            pr.reset_inflight();
+            pr.probing = false;
+            pr.match_index = pr.match_index.max(last_index);
+            pr.next_index = pr.match_index + 1;
+            self.advance_commit(ctx);
+        } else {
+            match &mut pr.snap {
+                Some(sn) if sn.last_index == last_index => {
+                    sn.offset = next_offset;
+                    pr.snap_outstanding = false;
+                }
+                _ => return,
+            }
+        }
         self.replicate(ctx, f);
     }
 
@@ -1389,7 +1613,11 @@ impl RaftReplica {
         // Check quorum: step down if a majority has been silent for an election timeout.
         let window = self.timing.election_max_ns;
         if now >= self.leader_since_ns + window {
-            let live = 1 + self.lead.iter().filter(|p| now.saturating_sub(p.last_ack_ns) < window).count();
+            let live = 1 + self
+                .lead
+                .iter()
+                .filter(|p| now.saturating_sub(p.last_ack_ns) < window)
+                .count();
             if live < self.majority {
                 self.drop_leader_state(ctx);
                 self.role = Role::Follower;
@@ -1400,17 +1628,22 @@ impl RaftReplica {
         }
         for f in 0..self.lead.len() {
             let pr = &self.lead[f];
-            let resend_after = if pr.snapshot_inflight {
-                self.timing.retransmit_ns + self.p.snapshot_bytes * SNAPSHOT_RESEND_NS_PER_BYTE
-            } else {
-                self.timing.retransmit_ns
-            };
-            if (pr.inflight > 0 || pr.snapshot_inflight) && now.saturating_sub(pr.last_progress_ns) >= resend_after {
-                // Lost appends (or a lost snapshot): restart from the last known match.
+            if (!pr.inflight.is_empty() || pr.snap_outstanding)
+                && now.saturating_sub(pr.last_progress_ns) >= self.timing.retransmit_ns
+            {
+                // Lost appends (or a lost snapshot): probe from the last known match.
                 let pr = &mut self.lead[f];
                 pr.next_index = pr.match_index + 1;
-                pr.inflight = 0;
-                pr.snapshot_inflight = false;
+                pr.reset_inflight();
+                pr.probing = true;
+                // A lost snapshot chunk is re-sent from the last acknowledged offset;
+                // a transfer that never started takes the newest snapshot.
+                pr.snap_outstanding = false;
+                if let Some(sn) = &mut pr.snap {
+                    if sn.offset == 0 {
+                        pr.snap = None;
+                    }
+                }
                 self.replicate(ctx, f);
             }
             let pr = &self.lead[f];
@@ -1448,7 +1681,8 @@ impl Replica for RaftReplica {
                 if self.fwd_buf.len() >= self.block_max_tx {
                     self.flush_forward(ctx);
                 } else if self.fwd_timer.is_none() {
-                    self.fwd_timer = Some(ctx.set_timer(self.timing.forward_ns, RaftTimer::Forward));
+                    self.fwd_timer =
+                        Some(ctx.set_timer(self.timing.forward_ns, RaftTimer::Forward));
                 }
             }
             _ => {}
@@ -1471,7 +1705,15 @@ impl Replica for RaftReplica {
                 leader_commit,
                 entries,
                 ..
-            } => self.on_append(ctx, from, term, prev_index, prev_term, leader_commit, &entries),
+            } => self.on_append(
+                ctx,
+                from,
+                term,
+                prev_index,
+                prev_term,
+                leader_commit,
+                &entries,
+            ),
             RaftMsg::AppendResp {
                 term,
                 success,
@@ -1508,9 +1750,30 @@ impl Replica for RaftReplica {
                 last_term,
                 last_height,
                 last_block,
-                ..
-            } => self.on_snapshot(ctx, from, term, last_index, last_term, last_height, last_block),
-            RaftMsg::SnapshotResp { term, last_index } => self.on_snapshot_resp(ctx, from, term, last_index),
+                offset,
+                total_bytes,
+                size_bytes,
+            } => {
+                let chunk = size_bytes - SNAPSHOT_HEADER_BYTES;
+                self.on_snapshot(
+                    ctx,
+                    from,
+                    term,
+                    last_index,
+                    last_term,
+                    last_height,
+                    last_block,
+                    offset,
+                    chunk,
+                    total_bytes,
+                )
+            }
+            RaftMsg::SnapshotResp {
+                term,
+                last_index,
+                installed,
+                next_offset,
+            } => self.on_snapshot_resp(ctx, from, term, last_index, installed, next_offset),
             RaftMsg::Forward { txs, .. } => {
                 if self.role == Role::Leader {
                     for &tx in txs.iter() {
@@ -1568,6 +1831,7 @@ impl Replica for RaftReplica {
         self.mine.clear();
         self.fwd_buf.clear();
         self.fwd_timer = None;
+        self.snap_recv = None;
         self.cache = None;
         self.election_armed = false;
         self.election_timeout_ns = self.draw_timeout(ctx);
