@@ -18,6 +18,7 @@ use crate::scenario::{Scenario, ScenarioError};
 
 pub mod hotstuff;
 pub mod pbft;
+pub mod raft;
 pub mod sequencer;
 
 /// One registered protocol.
@@ -56,6 +57,7 @@ pub const REGISTRY: &[ProtocolEntry] = &[
     entry::<hotstuff::HotStuff>(
         "chained HotStuff: rotating leaders, linear votes, three-chain commit, BFT (n = 3f + 1)",
     ),
+    entry::<raft::Raft>("Raft: leader election and log replication; crash faults only (no Byzantine nodes)"),
 ];
 
 /// Look up a protocol by name.
