@@ -190,7 +190,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             _ => None,
         };
         let org_regions: Vec<String> = consortium.orgs().iter().map(|o| o.region.clone()).collect();
-        let topo = Topology::new(&scenario.network, n, &org_regions).map_err(|m| {
+        let topo = Topology::with_orgs(&scenario.network, n, &org_regions).map_err(|m| {
             SimError::Scenario(ScenarioError::InvalidValue {
                 source_name: scenario.name.clone(),
                 path: "network".into(),
@@ -429,8 +429,16 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 }
                 self.arrive(node, t, Work::Tx(tx))?;
             }
-            Event::Submit { slot } => self.on_submit(t, slot)?,
+            Event::Submit { slot } => {
+                if self.trace.is_some() {
+                    self.trace_line(t, format_args!("submit request {slot}"))?;
+                }
+                self.on_submit(t, slot)?
+            }
             Event::Wake { node } => {
+                if self.trace.is_some() {
+                    self.trace_line(t, format_args!("wake {node}"))?;
+                }
                 let ns = &mut self.nodes[node as usize];
                 ns.wake_pending = false;
                 if ns.crashed {
@@ -482,7 +490,9 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             return Ok(());
         };
         if let Some((f, rng, by_shard)) = &mut self.cross_inject {
-            if !ledger_core::shards_of(&req.tx, self.scenario.shards).is_cross_shard() && rng.bernoulli(*f) {
+            if !ledger_core::shards_of(&req.tx, self.scenario.shards).is_cross_shard()
+                && rng.bernoulli(*f)
+            {
                 req.tx = cross_shard_payment(rng, by_shard, req.client, self.scenario.shards);
                 req.kind = workloads::WorkloadKind::Payment;
                 req.payload_bytes = 0;
@@ -1144,7 +1154,12 @@ fn cross_shard_payment(rng: &mut Stream, by_shard: &[Vec<OrgId>], client: u32, s
         .find(|o| o.0 == u64::from(client))
         .unwrap_or_else(|| {
             let i = rng.below(all as u64) as usize;
-            by_shard.iter().flatten().copied().nth(i).unwrap_or(OrgId(0))
+            by_shard
+                .iter()
+                .flatten()
+                .copied()
+                .nth(i)
+                .unwrap_or(OrgId(0))
         });
     let home = ledger_core::routing::org_shard(from, shards).0 as usize;
     let others: usize = all - by_shard[home].len();

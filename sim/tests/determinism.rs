@@ -112,13 +112,18 @@ fn print_builtins() {
 #[test]
 fn cross_shard_fraction_runs_two_phase_commit() {
     let mut s = small();
-    s.apply_override("cross_shard_fraction", "0.5").expect("override");
+    s.apply_override("cross_shard_fraction", "0.5")
+        .expect("override");
     s.apply_override("shards", "4").expect("override");
     let r = run(&s, &RunOptions::default()).expect("run");
     let j = r.summary_json();
     let frac = j["cross_shard"]["fraction"].as_f64().expect("fraction");
     assert!(frac >= 0.45, "cross-shard fraction {frac}");
-    assert!(j["cross_shard"]["latency_ms_p50"].as_f64() > j["cross_shard"]["single_shard_latency_ms_p50"].as_f64(),
-        "2PC should take longer than a single-shard commit: {}", j["cross_shard"]);
+    assert!(
+        j["cross_shard"]["latency_ms_p50"].as_f64()
+            > j["cross_shard"]["single_shard_latency_ms_p50"].as_f64(),
+        "2PC should take longer than a single-shard commit: {}",
+        j["cross_shard"]
+    );
     assert!(r.committed_tx() > 0);
 }

@@ -343,7 +343,9 @@ until_s = 5.0
 fn busy_leader_is_the_bottleneck() {
     // 1 ms per signature check: the sequencer leader verifies every transaction
     // once, so it cannot order much more than 1000 tx/s whatever the offered load.
-    let mut s = Scenario::from_toml_str("duration_s = 6\nwarmup_s = 0\noffered_tps = 2000\n", "cpu").expect("scenario");
+    let mut s =
+        Scenario::from_toml_str("duration_s = 6\nwarmup_s = 0\noffered_tps = 2000\n", "cpu")
+            .expect("scenario");
     s.node.verify_ns = 1_000_000;
     let r = sim::run(&s, &RunOptions::default()).expect("run");
     let tput = r.throughput_tps();
@@ -351,7 +353,11 @@ fn busy_leader_is_the_bottleneck() {
     let mut fast = s.clone();
     fast.node.verify_ns = 10_000;
     let f = sim::run(&fast, &RunOptions::default()).expect("run");
-    assert!(f.throughput_tps() > 1_800.0, "fast throughput {}", f.throughput_tps());
+    assert!(
+        f.throughput_tps() > 1_800.0,
+        "fast throughput {}",
+        f.throughput_tps()
+    );
 }
 
 #[test]
@@ -375,13 +381,19 @@ fn trace_file_and_progress_report_events_and_faults() {
     };
     let r = sim::run(&s, &opts).expect("run");
     let text = std::fs::read_to_string(&path).expect("trace written");
-    assert!(text.lines().count() as u64 >= r.events / 2, "trace has too few lines");
+    assert!(
+        text.lines().count() as u64 >= r.events / 2,
+        "trace has too few lines"
+    );
     assert!(text.contains("fault 0 crash start"), "crash start missing");
     assert!(text.contains("fault 0 crash end"), "recovery missing");
     assert!(text.contains("commit node"));
     let p = seen.lock().expect("lock").clone();
     assert!(p.len() >= 10, "progress called {} times", p.len());
-    assert!(p.windows(2).all(|w| w[0].0 <= w[1].0), "progress went backwards");
+    assert!(
+        p.windows(2).all(|w| w[0].0 <= w[1].0),
+        "progress went backwards"
+    );
     assert_eq!(p.last().map(|x| x.0), Some(2.0));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
