@@ -3,6 +3,10 @@
 //! Each iteration pops the earliest event and schedules a replacement a
 //! pseudo-random delay later (a xorshift sequence, no allocation), so the
 //! queue stays at 10,000 pending events, as in a run with many armed timers.
+//! A second bench runs the whole simulator (workload generation, network, CPU
+//! model, sequencer, ledger execution, setup included) on the built-in
+//! `hospital` scenario shortened to 10 s and reports kernel events per second.
+#![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use sim::kernel::EventQueue;
@@ -22,7 +26,7 @@ fn bench_kernel(c: &mut Criterion) {
     g.bench_function("timers_10k_pending", |b| {
         let mut q: EventQueue<TimerEvent> = EventQueue::new();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = |x: &mut u64| {
+        let next = |x: &mut u64| {
             *x ^= *x << 13;
             *x ^= *x >> 7;
             *x ^= *x << 17;
@@ -59,5 +63,27 @@ fn bench_kernel(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_kernel);
+fn bench_simulation(c: &mut Criterion) {
+    let mut s = sim::builtin::get("hospital").expect("built-in hospital scenario");
+    s.duration_s = 10.0;
+    s.warmup_s = 2.0;
+    let events = sim::run(&s, &sim::RunOptions::default())
+        .expect("run")
+        .events;
+    let mut g = c.benchmark_group("simulation");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(events));
+    g.bench_function("hospital_10s", |b| {
+        b.iter(|| {
+            black_box(
+                sim::run(&s, &sim::RunOptions::default())
+                    .expect("run")
+                    .events,
+            )
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_kernel, bench_simulation);
 criterion_main!(benches);

@@ -141,8 +141,17 @@ pub fn load_scenario(spec: Option<&str>, seed: Option<u64>, sets: &[String]) -> 
         overrides.push(("seed".to_string(), seed.to_string()));
     }
     let scenario = Scenario::from_toml_str_with_overrides(&text, &source, &overrides).map_err(Failure::bad)?;
-    sim::protocols::validate(&scenario).map_err(Failure::bad)?;
+    sim::protocols::validate(&scenario).map_err(|e| Failure::bad(with_source(e, &source)))?;
     Ok(scenario)
+}
+
+/// A validation error labelled with the file (or built-in) it came from rather than the
+/// scenario's `name`, so the message names the file to fix.
+fn with_source(e: sim::ScenarioError, source: &str) -> anyhow::Error {
+    match e {
+        sim::ScenarioError::InvalidValue { path, message, .. } => anyhow!("{source}: field `{path}`: {message}"),
+        other => anyhow!("{source}: {other}"),
+    }
 }
 
 /// A progress bar over simulated seconds (hidden when `quiet` or stderr is not a terminal).

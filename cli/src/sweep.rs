@@ -154,7 +154,10 @@ pub fn run(path: &Path, out: Option<&Path>, jobs: usize, resume: bool) -> Result
     let base_spec = base.to_string_lossy().to_string();
     let fixed: Vec<String> = file.set.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect();
     // The base scenario with fixed overrides decides the default seed.
-    let base_scenario = cmd::load_scenario(Some(&base_spec), file.seed, &fixed)?;
+    let base_scenario = cmd::load_scenario(Some(&base_spec), file.seed, &fixed).map_err(|f| match f {
+        Failure::BadInput(e) => Failure::bad(anyhow!("sweep file {}: base scenario: {e:#}", path.display())),
+        other => other,
+    })?;
     let seed = base_scenario.seed;
     let points = expand(&file, &params, seed)?;
     // Resolve every point before running any: bad input is reported before anything is written.

@@ -1,7 +1,7 @@
 //! An end-to-end demonstration: a small consortium on 4 shards runs every kind of
 //! transaction (including rejected accesses, consent revocation and expiry, duplicate and
-//! suspicious claims, cross-shard claim payments that abort on lock conflicts or
-//! insufficient funds, and a supply chain with a cold-chain excursion), exports its block
+//! suspicious claims, cross-shard claim payments that abort on lock conflicts (the demo
+//! runs [`crate::AccountLocking::Lock`]) or insufficient funds, and a supply chain with a cold-chain excursion), exports its block
 //! log and verifies it. Fully deterministic: the script is arithmetic on patient numbers.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::exec::{Receipt, RejectReason};
 use crate::genesis::{Genesis, GenesisBuilder, GenesisError};
 use crate::log::{export, verify_dir, ExportError, VerifyError, VerifyReport};
-use crate::shard::Ledger;
+use crate::shard::{AccountLocking, Ledger, LedgerConfig};
 use crate::types::{
     AccessPurpose, ClaimId, ConsentScope, Hash32, Modality, OrgId, OrgKind, PackageId, PatientId,
     RecordId, ResourceKind, StudyId, SupplyEventKind, Tx, UserId,
@@ -234,7 +234,13 @@ impl Tally<'_> {
 /// Runs the demo, exports the log to `out_dir/ledger/` and verifies it.
 pub fn run(out_dir: &Path) -> Result<DemoReport, DemoError> {
     let genesis = demo_genesis()?;
-    let mut ledger = Ledger::new(&genesis, DEMO_SHARDS);
+    // Lock mode, so that a second claim payment from one insurer in a round aborts on the
+    // account lock (escrow, the default, would let both commit).
+    let config = LedgerConfig {
+        account_locking: AccountLocking::Lock,
+        ..LedgerConfig::default()
+    };
+    let mut ledger = Ledger::with_config(&genesis, DEMO_SHARDS, config);
     let mut co = Coordinator::new(1);
     let log_dir = out_dir.join("ledger");
     let mut report = DemoReport {

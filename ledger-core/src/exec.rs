@@ -12,6 +12,9 @@
 //! | `ClaimPay` | claim Approved, parties match, amount == approved; → Paid | payer: balance ≥ amount, debit; provider: credit |
 //! | `Payment` | — | from: balance ≥ amount, debit; to: credit |
 //!
+//! Under [`crate::AccountLocking::Escrow`] a prepared debit checks the *available* balance
+//! and becomes a hold, and the credit is applied at commit (see [`crate::xshard`]).
+//!
 //! Rules are listed on [`RejectReason`] and in the functions below. Fraud rule (documented
 //! and committed in genesis): a claim is `FraudSuspected` if its amount exceeds
 //! `fraud_price_multiple ×` the service code's reference price, or if it would be claim
@@ -172,6 +175,16 @@ impl Receipt {
 /// A write buffered during execution: `Some(v)` sets, `None` removes.
 pub type Write = (Key, Option<Value>);
 
+/// The account movements of one shard's part of a cross-shard tx under escrow: at most
+/// one debit and one credit (every money-moving tx has one payer and one payee).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct EscrowPart {
+    /// Account debited and amount: moved into a hold at prepare, finalised at commit.
+    pub debit: Option<(OrgId, AmountCents)>,
+    /// Account credited and amount: applied at commit.
+    pub credit: Option<(OrgId, AmountCents)>,
+}
+
 /// Execution context for one tx on one shard.
 pub(crate) struct Ctx<'a> {
     pub state: &'a State,
@@ -181,6 +194,9 @@ pub(crate) struct Ctx<'a> {
     pub touched: Option<&'a mut Vec<Key>>,
     /// Debits minus credits applied by this part (non-zero only for cross-shard parts).
     pub money_out: i128,
+    /// In an escrow prepare ([`crate::shard::AccountLocking::Escrow`]): account debits and
+    /// credits are recorded here instead of being written or locked.
+    pub escrow: Option<&'a mut EscrowPart>,
     pub g: &'a GenesisIndex,
     pub shard: ShardId,
     pub shard_count: u32,
@@ -241,7 +257,26 @@ impl Ctx<'_> {
             _ => Err(RejectReason::UnknownOrg),
         }
     }
+    /// Available balance of `o` read without locking (escrow prepare).
+    fn escrow_balance(&self, o: OrgId) -> R<AmountCents> {
+        match self.state.get(&Key::Account(o)) {
+            Some(Value::Balance(b)) => Ok(*b),
+            _ => Err(RejectReason::UnknownOrg),
+        }
+    }
     fn debit(&mut self, o: OrgId, amount: AmountCents) -> R<()> {
+        if self.escrow.is_some() {
+            if self.escrow_balance(o)? < amount {
+                return Err(RejectReason::InsufficientFunds);
+            }
+            let part = self.escrow.as_deref_mut().expect("escrow part present");
+            assert!(
+                part.debit.is_none(),
+                "a tx part debited two accounts under escrow"
+            );
+            part.debit = Some((o, amount));
+            return Ok(());
+        }
         let b = self.balance(o)?;
         if b < amount {
             return Err(RejectReason::InsufficientFunds);
@@ -251,6 +286,19 @@ impl Ctx<'_> {
         Ok(())
     }
     fn credit(&mut self, o: OrgId, amount: AmountCents) -> R<()> {
+        if self.escrow.is_some() {
+            // Early overflow check on the current balance; the credit itself lands at commit.
+            self.escrow_balance(o)?
+                .checked_add(amount)
+                .ok_or(RejectReason::BalanceOverflow)?;
+            let part = self.escrow.as_deref_mut().expect("escrow part present");
+            assert!(
+                part.credit.is_none(),
+                "a tx part credited two accounts under escrow"
+            );
+            part.credit = Some((o, amount));
+            return Ok(());
+        }
         let b = self.balance(o)?;
         let nb = b.checked_add(amount).ok_or(RejectReason::BalanceOverflow)?;
         self.set(Key::Account(o), Value::Balance(nb))?;

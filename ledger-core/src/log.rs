@@ -1,7 +1,8 @@
 //! Export of the per-shard block logs to a directory, and offline verification.
 //!
 //! # Layout of `<dir>`
-//! - `manifest.bin`: `b"LSMANI01"`, `u32` shard count, `u32` genesis length, the canonical
+//! - `manifest.bin`: `b"LSMANI02"`, `u32` shard count, `u8` account-locking code
+//!   ([`crate::AccountLocking::code`]; replay must use the same mode), `u32` genesis length, the canonical
 //!   genesis encoding, then per shard `u64` block count (incl. genesis) and the 32-byte tip
 //!   header hash, then a 32-byte blake3 checksum (keyed by `MANIFEST_KEY`) of all prior bytes.
 //! - `shard-NNNN.log`: `b"LSLOG001"`, `u32` shard, `u32` shard count, then one frame per
@@ -26,11 +27,11 @@ use crate::codec::{Decode, DecodeError, Encode, Reader, MAX_BLOCK_BYTES};
 use crate::genesis::{Genesis, GenesisIndex};
 use crate::hashing::{keyed, MANIFEST_KEY};
 use crate::merkle;
-use crate::shard::{Ledger, ShardLedger};
+use crate::shard::{AccountLocking, Ledger, LedgerConfig, ShardLedger};
 use crate::types::{Hash32, ShardId};
 use crate::xshard::ShardOp;
 
-const MANIFEST_MAGIC: &[u8; 8] = b"LSMANI01";
+const MANIFEST_MAGIC: &[u8; 8] = b"LSMANI02";
 const LOG_MAGIC: &[u8; 8] = b"LSLOG001";
 /// Name of the manifest file.
 pub const MANIFEST_FILE: &str = "manifest.bin";
@@ -203,6 +204,7 @@ pub fn export(ledger: &Ledger, dir: &Path) -> Result<(), ExportError> {
     let mut manifest = Vec::new();
     manifest.extend_from_slice(MANIFEST_MAGIC);
     manifest.extend_from_slice(&n.to_le_bytes());
+    manifest.push(ledger.account_locking().code());
     let g = ledger.genesis().genesis.to_bytes();
     manifest.extend_from_slice(&(g.len() as u32).to_le_bytes());
     manifest.extend_from_slice(&g);
@@ -231,6 +233,7 @@ pub fn export(ledger: &Ledger, dir: &Path) -> Result<(), ExportError> {
 }
 
 struct Manifest {
+    locking: AccountLocking,
     genesis: Genesis,
     tips: Vec<(u64, Hash32)>,
 }
@@ -266,6 +269,9 @@ fn read_manifest(dir: &Path) -> Result<Manifest, VerifyError> {
             "shard count {n} out of range"
         )));
     }
+    let code = r.u8().map_err(bad)?;
+    let locking = AccountLocking::from_code(code)
+        .ok_or_else(|| VerifyError::Manifest(format!("unknown account-locking code {code}")))?;
     let glen = r.u32().map_err(bad)? as usize;
     let genesis = Genesis::decode(r.take(glen).map_err(bad)?).map_err(bad)?;
     let mut tips = Vec::with_capacity(n as usize);
@@ -273,7 +279,11 @@ fn read_manifest(dir: &Path) -> Result<Manifest, VerifyError> {
         tips.push((r.u64().map_err(bad)?, r.hash().map_err(bad)?));
     }
     r.finish().map_err(bad)?;
-    Ok(Manifest { genesis, tips })
+    Ok(Manifest {
+        locking,
+        genesis,
+        tips,
+    })
 }
 
 /// Verifies an exported log directory (see the module docs). Streams each shard file.
@@ -313,7 +323,11 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, VerifyError> {
             return Err(VerifyError::BadPreamble { shard: s });
         }
         let mut offset: u64 = 16;
-        let mut replay = ShardLedger::new(g.clone(), ShardId(s), n, None);
+        let config = LedgerConfig {
+            log_max_bytes: None,
+            account_locking: m.locking,
+        };
+        let mut replay = ShardLedger::with_config(g.clone(), ShardId(s), n, config);
         let mut height: u64 = 0;
         let mut prev_stored_hash: Option<Hash32> = None;
         let mismatch = |height: u64, what: &'static str| VerifyError::Mismatch {

@@ -8,12 +8,12 @@ use rustc_hash::FxHashMap;
 
 use crate::block::{receipts_root_of_bytes, BlockHeader};
 use crate::codec::{Encode, MAX_BLOCK_TXS};
-use crate::exec::{execute, Ctx, Receipt, RejectReason, Write};
+use crate::exec::{execute, Ctx, EscrowPart, Receipt, RejectReason, Write};
 use crate::genesis::{Genesis, GenesisIndex};
 use crate::merkle;
 use crate::routing::{org_shard, shards_of};
 use crate::state::{Key, State, Value};
-use crate::types::{Hash32, ShardId};
+use crate::types::{AmountCents, Hash32, OrgId, ShardId};
 use crate::xshard::{ShardOp, Vote, XId};
 
 /// Most cross-shard txs one shard may hold prepared at once; further prepares vote
@@ -25,6 +25,47 @@ pub const DEFAULT_LOG_MAX_BYTES: usize = 1 << 32;
 /// In debug builds, `apply_block` recomputes the state root from scratch while the state
 /// holds at most this many keys.
 pub const DEBUG_ROOT_CHECK_MAX_KEYS: usize = 4096;
+/// Most recycled staging buffers a shard keeps for reuse by later prepares.
+pub const MAX_SPARE_STAGING: usize = 1024;
+
+/// How a cross-shard `Prepare` treats the accounts its part debits and credits (see
+/// [`crate::xshard`]). Every other key (claims, consents, records, audit trails, packages,
+/// indexes) is always locked no-wait, so contention on a hot *patient* still aborts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AccountLocking {
+    /// No-wait lock: the prepare locks every account its part touches, like any other key,
+    /// and stages absolute balances. Another prepare or single-shard tx touching a locked
+    /// account is refused with `KeyLocked`, so two payments from one insurer in the same
+    /// block serialise: the second aborts.
+    Lock,
+    /// Escrow (the default): accounts are never locked. A prepare that debits an account
+    /// checks its *available* balance (the stored balance, from which every hold is already
+    /// deducted), moves the amount into a hold and votes yes; commit finalises the debit (the
+    /// held amount becomes in-flight money on the shard's clearing balance) and abort
+    /// releases the hold back into the balance. Credits are applied at commit. Single-shard
+    /// txs see only the available balance. Debits and credits commute, so concurrent
+    /// payments from one hot account all commit while its funds last.
+    #[default]
+    Escrow,
+}
+
+impl AccountLocking {
+    /// Stable one-byte code (recorded in exported log manifests).
+    pub fn code(self) -> u8 {
+        match self {
+            AccountLocking::Lock => 0,
+            AccountLocking::Escrow => 1,
+        }
+    }
+    /// The mode of a code.
+    pub fn from_code(code: u8) -> Option<AccountLocking> {
+        match code {
+            0 => Some(AccountLocking::Lock),
+            1 => Some(AccountLocking::Escrow),
+            _ => None,
+        }
+    }
+}
 
 /// Result of applying one block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,7 +159,10 @@ impl BlockLog {
 struct Staged {
     writes: Vec<Write>,
     locked: Vec<Key>,
+    /// Lock mode: debits minus credits of the staged absolute balance writes.
     money_out: i128,
+    /// Escrow mode: the held debit and the credit due at commit.
+    escrow: EscrowPart,
 }
 
 /// One shard: state, lock table, pending cross-shard parts, chain tip, optional block log.
@@ -130,6 +174,10 @@ pub struct ShardLedger {
     locks: FxHashMap<Key, XId>,
     pending: FxHashMap<XId, Staged>,
     clearing_out: i128,
+    locking: AccountLocking,
+    held: u128,
+    escrow_part: EscrowPart,
+    spare: Vec<(Vec<Write>, Vec<Key>)>,
     tip: BlockHeader,
     tip_hash: Hash32,
     log: Option<BlockLog>,
@@ -141,13 +189,33 @@ pub struct ShardLedger {
 }
 
 impl ShardLedger {
-    /// Shard `shard` of `shard_count`, at genesis. `log_max_bytes: None` disables the block log.
+    /// Shard `shard` of `shard_count`, at genesis, with the default [`AccountLocking`].
+    /// `log_max_bytes: None` disables the block log.
     pub fn new(
         genesis: Arc<GenesisIndex>,
         shard: ShardId,
         shard_count: u32,
         log_max_bytes: Option<usize>,
     ) -> Self {
+        Self::with_config(
+            genesis,
+            shard,
+            shard_count,
+            LedgerConfig {
+                log_max_bytes,
+                ..LedgerConfig::default()
+            },
+        )
+    }
+
+    /// Shard `shard` of `shard_count`, at genesis, with explicit options.
+    pub fn with_config(
+        genesis: Arc<GenesisIndex>,
+        shard: ShardId,
+        shard_count: u32,
+        config: LedgerConfig,
+    ) -> Self {
+        let log_max_bytes = config.log_max_bytes;
         assert!(
             shard.0 < shard_count,
             "shard {} out of range 0..{shard_count}",
@@ -182,6 +250,10 @@ impl ShardLedger {
             locks: FxHashMap::default(),
             pending: FxHashMap::default(),
             clearing_out: 0,
+            locking: config.account_locking,
+            held: 0,
+            escrow_part: EscrowPart::default(),
+            spare: Vec::new(),
             tip,
             tip_hash,
             log,
@@ -233,10 +305,19 @@ impl ShardLedger {
     pub fn is_prepared(&self, xid: XId) -> bool {
         self.pending.contains_key(&xid)
     }
-    /// Money on this shard: balances plus the clearing balance of committed cross-shard
-    /// parts (see [`crate::xshard`]). Summed over all shards it is constant.
+    /// The account-locking mode of this shard.
+    pub fn account_locking(&self) -> AccountLocking {
+        self.locking
+    }
+    /// Money currently held in escrow by prepared, undecided cross-shard debits.
+    pub fn held_cents(&self) -> u128 {
+        self.held
+    }
+    /// Money on this shard: balances plus escrow holds plus the clearing balance of
+    /// committed cross-shard parts (see [`crate::xshard`]). Summed over all shards it is
+    /// constant at every instant.
     pub fn money(&self) -> i128 {
-        self.state.balances_sum() as i128 + self.clearing_out
+        self.state.balances_sum() as i128 + self.held as i128 + self.clearing_out
     }
     /// Asserts the incremental state root and balance sum match a full recomputation,
     /// and that the lock table matches the pending set.
@@ -248,6 +329,22 @@ impl ShardLedger {
             self.locks.len(),
             "lock table disagrees with pending cross-shard parts"
         );
+        let held: u128 = self
+            .pending
+            .values()
+            .filter_map(|s| s.escrow.debit)
+            .map(|(_, a)| a as u128)
+            .sum();
+        assert_eq!(
+            held, self.held,
+            "escrow hold total disagrees with pending debits"
+        );
+        if self.locking == AccountLocking::Escrow {
+            assert!(
+                self.locks.keys().all(|k| !matches!(k, Key::Account(_))),
+                "an account is locked under escrow"
+            );
+        }
     }
 
     /// Applies one block of `ops` at `timestamp_ms`: hashes the ops, executes them in order,
@@ -303,6 +400,8 @@ impl ShardLedger {
     ) -> (Result<Receipt, RejectReason>, i128) {
         self.writes.clear();
         self.touched.clear();
+        self.escrow_part = EscrowPart::default();
+        let escrow = prepare && self.locking == AccountLocking::Escrow;
         let mut cx = Ctx {
             state: &self.state,
             locks: &self.locks,
@@ -313,6 +412,11 @@ impl ShardLedger {
                 None
             },
             money_out: 0,
+            escrow: if escrow {
+                Some(&mut self.escrow_part)
+            } else {
+                None
+            },
             g: &self.genesis,
             shard: self.shard,
             shard_count: self.shard_count,
@@ -381,6 +485,16 @@ impl ShardLedger {
                         self.locks.remove(k);
                     }
                     self.clearing_out += st.money_out;
+                    if let Some((_, amount)) = st.escrow.debit {
+                        // The hold leaves the shard as in-flight money.
+                        self.held -= amount as u128;
+                        self.clearing_out += amount as i128;
+                    }
+                    if let Some((o, amount)) = st.escrow.credit {
+                        let credited = self.credit_account(o, amount);
+                        self.clearing_out -= credited as i128;
+                    }
+                    self.recycle(st);
                     self.stats.commits += 1;
                     Receipt::Committed
                 }
@@ -394,10 +508,47 @@ impl ShardLedger {
                     for k in &st.locked {
                         self.locks.remove(k);
                     }
+                    if let Some((o, amount)) = st.escrow.debit {
+                        // Release the hold back into the balance.
+                        self.held -= amount as u128;
+                        let credited = self.credit_account(o, amount);
+                        self.clearing_out += (amount - credited) as i128;
+                    }
+                    self.recycle(st);
                     self.stats.aborts += 1;
                     Receipt::Aborted
                 }
             },
+        }
+    }
+
+    /// Balance of an account that must exist (accounts are created at genesis and never
+    /// removed).
+    fn balance_of(&self, o: OrgId) -> AmountCents {
+        match self.state.get(&Key::Account(o)) {
+            Some(Value::Balance(b)) => *b,
+            other => panic!("account {o:?} holds {other:?} instead of a balance"),
+        }
+    }
+
+    /// Adds up to `amount` to `o`'s balance and returns what was credited: everything,
+    /// unless the balance would exceed `u64::MAX` (impossible while the protocol is followed,
+    /// as genesis caps the total money at `u64::MAX`); the caller keeps the rest on the
+    /// clearing balance so money is conserved either way.
+    fn credit_account(&mut self, o: OrgId, amount: AmountCents) -> AmountCents {
+        let b = self.balance_of(o);
+        let credited = amount.min(AmountCents::MAX - b);
+        self.state.put(Key::Account(o), Value::Balance(b + credited));
+        credited
+    }
+
+    /// Returns a decided part's buffers to the spare pool.
+    fn recycle(&mut self, st: Staged) {
+        if self.spare.len() < MAX_SPARE_STAGING {
+            let (mut w, mut l) = (st.writes, st.locked);
+            w.clear();
+            l.clear();
+            self.spare.push((w, l));
         }
     }
 
@@ -414,7 +565,8 @@ impl ShardLedger {
         let (r, money_out) = self.run(tx, now_ms, true);
         match r {
             Ok(Receipt::Accepted | Receipt::AcceptedBreakGlass) => {
-                let mut locked = std::mem::take(&mut self.touched);
+                let (mut writes, mut locked) = self.spare.pop().unwrap_or_default();
+                locked.extend_from_slice(&self.touched);
                 locked.sort_unstable();
                 locked.dedup();
                 for k in &locked {
@@ -424,12 +576,22 @@ impl ShardLedger {
                         "prepare locked a key already locked by {prev:?}"
                     );
                 }
+                writes.extend_from_slice(&self.writes);
+                let escrow = self.escrow_part;
+                if let Some((o, amount)) = escrow.debit {
+                    // Move the amount from the balance into a hold (checked by execution).
+                    let b = self.balance_of(o);
+                    assert!(b >= amount, "escrow hold exceeds the available balance");
+                    self.state.put(Key::Account(o), Value::Balance(b - amount));
+                    self.held += amount as u128;
+                }
                 self.pending.insert(
                     xid,
                     Staged {
-                        writes: self.writes.clone(),
+                        writes,
                         locked,
                         money_out,
+                        escrow,
                     },
                 );
                 Vote::Yes
@@ -440,18 +602,24 @@ impl ShardLedger {
     }
 }
 
-/// Ledger construction options.
+/// Ledger construction options. Build with `LedgerConfig { field: .., ..Default::default() }`
+/// so that new options keep old call sites compiling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LedgerConfig {
     /// Keep each shard's block log in memory (needed for export), capped at this many bytes
-    /// per shard; `None` disables logging (large simulations).
+    /// per shard; `None` disables logging (large simulations). Default:
+    /// `Some(DEFAULT_LOG_MAX_BYTES)`.
     pub log_max_bytes: Option<usize>,
+    /// How cross-shard prepares treat account debits and credits. Default:
+    /// [`AccountLocking::Escrow`].
+    pub account_locking: AccountLocking,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
         Self {
             log_max_bytes: Some(DEFAULT_LOG_MAX_BYTES),
+            account_locking: AccountLocking::default(),
         }
     }
 }
@@ -473,13 +641,17 @@ impl Ledger {
         assert!(shard_count >= 1, "a ledger needs at least one shard");
         let g = GenesisIndex::new(genesis);
         let shards = (0..shard_count)
-            .map(|s| ShardLedger::new(g.clone(), ShardId(s), shard_count, config.log_max_bytes))
+            .map(|s| ShardLedger::with_config(g.clone(), ShardId(s), shard_count, config))
             .collect();
         Self { shards, genesis: g }
     }
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
+    }
+    /// The account-locking mode of every shard.
+    pub fn account_locking(&self) -> AccountLocking {
+        self.shards[0].account_locking()
     }
     /// The genesis tables.
     pub fn genesis(&self) -> &Arc<GenesisIndex> {

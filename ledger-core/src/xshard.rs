@@ -18,14 +18,22 @@
 //! A `Prepare` that touches a key locked by another prepared xid votes `No(KeyLocked)`,
 //! and a single-shard tx that touches a locked key is `Rejected(KeyLocked)` — nobody ever
 //! waits for a lock, so no wait-for cycle (deadlock) can form. The price is aborts under
-//! contention (e.g. many concurrent payments from one insurer's account serialize: the
-//! second one aborts while the first is prepared); the abort rate is a measured outcome.
+//! contention; the abort rate is a measured outcome.
+//!
+//! # Accounts: escrow or lock ([`crate::AccountLocking`])
+//! Under `Lock`, accounts are locked like every other key, so many concurrent payments from
+//! one insurer's account serialize: the second aborts while the first is prepared. Under
+//! `Escrow` (the default) accounts are never locked: a prepare that debits an account checks
+//! the available balance (balance minus holds — holds are deducted from the stored balance
+//! when taken), moves the amount into a hold and votes yes; commit finalises the debit,
+//! abort releases the hold; credits are applied at commit. Non-commutative keys (claims,
+//! consents, records, packages) stay locked, so a hot *patient* still aborts.
 //!
 //! # Money in flight
 //! Each shard keeps a clearing balance: when a committed part debits (credits) accounts, the
 //! shard's clearing balance rises (falls) by the same amount. Sum of account balances plus
-//! clearing balances over all shards is constant at every instant, even while a tx is
-//! committed on one shard and not yet on another.
+//! escrow holds plus clearing balances over all shards is constant at every instant, even
+//! while a tx is committed on one shard and not yet on another.
 
 use crate::exec::{Receipt, RejectReason};
 use crate::routing::shards_of;

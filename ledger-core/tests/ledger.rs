@@ -4,7 +4,9 @@ use ledger_core::exec::{Receipt, RejectReason};
 use ledger_core::genesis::{Genesis, GenesisBuilder};
 use ledger_core::state::{Key, Value};
 use ledger_core::types::*;
-use ledger_core::{shards_of, Coordinator, Ledger, ShardOp, TxOutcome, Vote, XId};
+use ledger_core::{
+    shards_of, AccountLocking, Coordinator, Ledger, LedgerConfig, ShardOp, TxOutcome, Vote, XId,
+};
 use proptest::prelude::*;
 
 const H1: OrgId = OrgId(1);
@@ -27,6 +29,21 @@ fn genesis() -> Genesis {
         b = b.cover(PatientId(p), if p % 2 == 0 { INS } else { INS2 });
     }
     b.build().unwrap()
+}
+
+fn ledger_with(g: &Genesis, shards: u32, account_locking: AccountLocking) -> Ledger {
+    Ledger::with_config(
+        g,
+        shards,
+        LedgerConfig {
+            account_locking,
+            ..LedgerConfig::default()
+        },
+    )
+}
+
+fn arb_locking() -> impl Strategy<Value = AccountLocking> {
+    prop_oneof![Just(AccountLocking::Lock), Just(AccountLocking::Escrow)]
 }
 
 fn one(ledger: &mut Ledger, co: &mut Coordinator, tx: Tx, t: u64) -> TxOutcome {
@@ -431,10 +448,23 @@ fn commit_or_abort_of_unknown_xid_is_a_clean_rejection() {
 }
 
 #[test]
+fn default_is_escrow() {
+    assert_eq!(LedgerConfig::default().account_locking, AccountLocking::Escrow);
+    assert_eq!(
+        Ledger::new(&genesis(), 2).account_locking(),
+        AccountLocking::Escrow
+    );
+    for m in [AccountLocking::Lock, AccountLocking::Escrow] {
+        assert_eq!(AccountLocking::from_code(m.code()), Some(m));
+    }
+    assert_eq!(AccountLocking::from_code(7), None);
+}
+
+#[test]
 fn no_wait_locking() {
     let g = genesis();
     let n = 8u32;
-    let mut l = Ledger::new(&g, n);
+    let mut l = ledger_with(&g, n, AccountLocking::Lock);
     // Find a cross-shard payment.
     let tx = Tx::Payment {
         from: INS,
@@ -482,6 +512,179 @@ fn no_wait_locking() {
         3,
     );
     assert_eq!(c.receipts, vec![Receipt::Aborted, Receipt::Vote(Vote::Yes)]);
+}
+
+/// Org ids (on `n` shards) of two distinct hospitals on one shard and an insurer elsewhere.
+fn hot_insurer_setup(n: u32) -> Option<(OrgId, OrgId)> {
+    let ins = ledger_core::routing::org_shard(INS, n);
+    let hs: Vec<OrgId> = [H1, H2, H3]
+        .into_iter()
+        .filter(|h| ledger_core::routing::org_shard(*h, n) != ins)
+        .collect();
+    (hs.len() >= 2).then(|| (hs[0], hs[1]))
+}
+
+/// Two approved claims of patients covered by `INS`, paid to `h_a` and `h_b` in one round.
+fn two_claim_payments(l: &mut Ledger, co: &mut Coordinator, h_a: OrgId, h_b: OrgId) -> Vec<Tx> {
+    let mut pays = Vec::new();
+    for (p, h) in [(0u64, h_a), (2, h_b)] {
+        let submit = Tx::ClaimSubmit {
+            claim: ClaimId(p),
+            patient: PatientId(p),
+            provider: h,
+            payer: INS,
+            service_code: 1,
+            service_day: 0,
+            amount_cents: 1_000,
+        };
+        assert_eq!(one(l, co, submit, 1), TxOutcome::Single(Receipt::Accepted));
+        let adj = Tx::ClaimAdjudicate {
+            claim: ClaimId(p),
+            patient: PatientId(p),
+            payer: INS,
+            approved_cents: 900,
+        };
+        assert_eq!(one(l, co, adj, 2), TxOutcome::Single(Receipt::Accepted));
+        pays.push(Tx::ClaimPay {
+            claim: ClaimId(p),
+            patient: PatientId(p),
+            payer: INS,
+            provider: h,
+            amount_cents: 900,
+        });
+    }
+    pays
+}
+
+#[test]
+fn hot_insurer_two_claim_payments_in_one_block() {
+    let g = genesis();
+    let n = 4u32;
+    let (h_a, h_b) = hot_insurer_setup(n).expect("two hospitals off the insurer's shard");
+    for (mode, second) in [
+        (
+            AccountLocking::Lock,
+            TxOutcome::Aborted(RejectReason::KeyLocked),
+        ),
+        (AccountLocking::Escrow, TxOutcome::Committed),
+    ] {
+        let mut l = ledger_with(&g, n, mode);
+        let mut co = Coordinator::new(1);
+        let pays = two_claim_payments(&mut l, &mut co, h_a, h_b);
+        let before = balance(&l, INS);
+        let out = co.run_round(&mut l, &pays, 3);
+        assert_eq!(out, vec![TxOutcome::Committed, second], "{mode:?}");
+        let paid = if second == TxOutcome::Committed { 1800 } else { 900 };
+        assert_eq!(balance(&l, INS), before - paid, "{mode:?}");
+        assert_eq!(l.total_money(), g.total_money());
+    }
+}
+
+#[test]
+fn escrow_still_locks_hot_patients() {
+    let g = genesis();
+    let n = 4u32;
+    let (h_a, _) = hot_insurer_setup(n).expect("a hospital off the insurer's shard");
+    let mut l = ledger_with(&g, n, AccountLocking::Escrow);
+    let mut co = Coordinator::new(1);
+    let pays = two_claim_payments(&mut l, &mut co, h_a, h_a);
+    // The same claim paid twice in one round: the claim key is locked by the first.
+    let out = co.run_round(&mut l, &[pays[0].clone(), pays[0].clone()], 3);
+    assert_eq!(
+        out,
+        vec![
+            TxOutcome::Committed,
+            TxOutcome::Aborted(RejectReason::KeyLocked)
+        ]
+    );
+    assert_eq!(l.total_money(), g.total_money());
+}
+
+#[test]
+fn escrow_holds_reduce_available_balance() {
+    // INS2 (3_000) pays H1 and H2 cross-shard; single-shard txs on INS2's shard see only
+    // the available balance while a hold is pending.
+    let g = genesis();
+    let n = 8u32;
+    let ins_shard = ledger_core::routing::org_shard(INS2, n);
+    let Some(other) = [H1, H2, H3]
+        .into_iter()
+        .find(|h| ledger_core::routing::org_shard(*h, n) != ins_shard)
+    else {
+        return;
+    };
+    let local = [H1, H2, H3, PHARM, INS]
+        .into_iter()
+        .find(|h| ledger_core::routing::org_shard(*h, n) == ins_shard);
+    let mut l = ledger_with(&g, n, AccountLocking::Escrow);
+    let s = ins_shard.0 as usize;
+    let pay = |to: OrgId, amount_cents| Tx::Payment {
+        from: INS2,
+        to,
+        amount_cents,
+    };
+    let r = l.shards[s].apply_block(
+        vec![
+            ShardOp::Prepare {
+                xid: XId(1),
+                tx: pay(other, 2_000),
+            },
+            ShardOp::Prepare {
+                xid: XId(2),
+                tx: pay(other, 1_500),
+            },
+            ShardOp::Prepare {
+                xid: XId(3),
+                tx: pay(other, 1_000),
+            },
+        ],
+        1,
+    );
+    assert_eq!(
+        r.receipts,
+        vec![
+            Receipt::Vote(Vote::Yes),
+            Receipt::Vote(Vote::No(RejectReason::InsufficientFunds)),
+            Receipt::Vote(Vote::Yes)
+        ]
+    );
+    assert_eq!(l.shards[s].held_cents(), 3_000);
+    assert_eq!(l.shards[s].locked_keys(), 0);
+    assert_eq!(balance(&l, INS2), 0);
+    assert_eq!(l.total_money(), g.total_money());
+    if let Some(local) = local {
+        let r = l.shards[s].apply_block(vec![ShardOp::Tx(pay(local, 1))], 2);
+        assert_eq!(
+            r.receipts,
+            vec![Receipt::Rejected(RejectReason::InsufficientFunds)]
+        );
+    }
+    // Abort releases xid 1's hold; commit finalises xid 3's debit.
+    let r = l.shards[s].apply_block(
+        vec![ShardOp::Abort { xid: XId(1) }, ShardOp::Commit { xid: XId(3) }],
+        3,
+    );
+    assert_eq!(r.receipts, vec![Receipt::Aborted, Receipt::Committed]);
+    assert_eq!(l.shards[s].held_cents(), 0);
+    assert_eq!(balance(&l, INS2), 2_000);
+    l.shards[s].check_invariants();
+    // Money is conserved while xid 3 is committed here but not yet credited elsewhere.
+    assert_eq!(l.total_money(), g.total_money());
+    let o = ledger_core::routing::org_shard(other, n).0 as usize;
+    let before = balance(&l, other);
+    let r = l.shards[o].apply_block(
+        vec![
+            ShardOp::Prepare {
+                xid: XId(3),
+                tx: pay(other, 1_000),
+            },
+            ShardOp::Commit { xid: XId(3) },
+        ],
+        4,
+    );
+    assert_eq!(r.receipts, vec![Receipt::Vote(Vote::Yes), Receipt::Committed]);
+    assert_eq!(balance(&l, other), before + 1_000);
+    assert_eq!(l.total_money(), g.total_money());
 }
 
 fn arb_money_tx() -> impl Strategy<Value = Tx> {
@@ -543,14 +746,15 @@ proptest! {
     fn conservation_atomicity_and_determinism(
         rounds in prop::collection::vec(prop::collection::vec(arb_money_tx(), 1..12), 1..8),
         shards in 1u32..5,
+        locking in arb_locking(),
     ) {
         let g = genesis();
-        let mut par = Ledger::new(&g, shards);
+        let mut par = ledger_with(&g, shards, locking);
         let mut co = Coordinator::new(1);
         let money = g.total_money();
         prop_assert_eq!(par.total_money(), money);
         // Replica fed the same per-shard blocks, applied sequentially in reverse shard order.
-        let mut seq = Ledger::new(&g, shards);
+        let mut seq = ledger_with(&g, shards, locking);
         for (i, txs) in rounds.iter().enumerate() {
             let outcomes = co.run_round(&mut par, txs, i as u64 * 10);
             prop_assert_eq!(par.total_money(), money);
@@ -588,10 +792,14 @@ proptest! {
     /// A cross-shard tx whose parts are prepared but then aborted leaves no trace, and a
     /// committed one is applied on every involved shard.
     #[test]
-    fn atomic_all_or_nothing(amount in 1u64..20_000, commit in any::<bool>()) {
+    fn atomic_all_or_nothing(
+        amount in 1u64..20_000,
+        commit in any::<bool>(),
+        locking in arb_locking(),
+    ) {
         let g = genesis();
         let n = 4;
-        let mut l = Ledger::new(&g, n);
+        let mut l = ledger_with(&g, n, locking);
         let tx = Tx::Payment { from: INS, to: H2, amount_cents: amount };
         let set = shards_of(&tx, n);
         let roots_before = l.state_roots();
@@ -604,6 +812,12 @@ proptest! {
         let all_yes = set.iter().all(|s| r[s.0 as usize].as_ref().unwrap().receipts[0] == Receipt::Vote(Vote::Yes));
         prop_assert!(all_yes);
         prop_assert_eq!(l.total_money(), g.total_money());
+        let held: u128 = l.shards.iter().map(|s| s.held_cents()).sum();
+        let expect_held = match (locking, set.is_cross_shard()) {
+            (AccountLocking::Escrow, true) => amount as u128,
+            _ => 0,
+        };
+        prop_assert_eq!(held, expect_held);
         let mut per = vec![Vec::new(); n as usize];
         for s in set.iter() {
             per[s.0 as usize].push(if commit { ShardOp::Commit { xid: XId(9) } } else { ShardOp::Abort { xid: XId(9) } });
@@ -620,20 +834,35 @@ proptest! {
 
     /// Partial commit: one shard commits before the other; total money is still constant.
     #[test]
-    fn money_constant_mid_commit(amount in 1u64..20_000) {
+    fn money_constant_mid_commit(
+        amount in 1u64..20_000,
+        locking in arb_locking(),
+        commit in any::<bool>(),
+        reverse in any::<bool>(),
+    ) {
         let g = genesis();
         let n = 8;
         let tx = Tx::Payment { from: INS, to: H1, amount_cents: amount };
         let set = shards_of(&tx, n);
         prop_assume!(set.is_cross_shard());
-        let mut l = Ledger::new(&g, n);
+        let mut l = ledger_with(&g, n, locking);
         for s in set.iter() {
             l.shards[s.0 as usize].apply_block(vec![ShardOp::Prepare { xid: XId(1), tx: tx.clone() }], 1);
-        }
-        for s in set.iter() {
-            l.shards[s.0 as usize].apply_block(vec![ShardOp::Commit { xid: XId(1) }], 2);
             prop_assert_eq!(l.total_money(), g.total_money());
         }
+        let mut order: Vec<_> = set.iter().collect();
+        if reverse {
+            order.reverse();
+        }
+        let op = if commit { ShardOp::Commit { xid: XId(1) } } else { ShardOp::Abort { xid: XId(1) } };
+        for s in order {
+            l.shards[s.0 as usize].apply_block(vec![op.clone()], 2);
+            prop_assert_eq!(l.total_money(), g.total_money());
+            l.shards[s.0 as usize].check_invariants();
+        }
+        let paid = if commit { amount } else { 0 };
+        prop_assert_eq!(balance(&l, INS), 100_000 - paid);
+        prop_assert_eq!(balance(&l, H1), 10_000 + paid);
     }
 }
 

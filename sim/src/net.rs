@@ -224,13 +224,9 @@ fn ns_per_byte(mbps: f64) -> f64 {
 }
 
 impl Topology {
-    /// Resolve `cfg` for `n_nodes` nodes placed by `network.placement` (or
-    /// round-robin over the regions). Errors are messages naming the field.
-    pub fn new(cfg: &NetworkConfig, n_nodes: usize) -> Result<Topology, String> {
-        Self::with_orgs(cfg, n_nodes, &[])
-    }
-
-    /// Resolve `cfg` for `n_nodes` nodes operated by organisations in `org_regions`.
+    /// Resolve `cfg` for `n_nodes` nodes operated by organisations in
+    /// `org_regions` (pass `&[]` for no organisations). Errors are messages naming
+    /// the field.
     ///
     /// Placement: node `g` is operated by organisation `g % org_regions.len()`.
     /// Unless `network.placement` is given, a node sits in its organisation's region

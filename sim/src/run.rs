@@ -103,6 +103,10 @@ pub struct RunResult {
     pub dropped_partition: u64,
     /// Bytes sent per node.
     pub sent_bytes_per_node: Vec<u64>,
+    /// Messages sent per node.
+    pub sent_msgs_per_node: Vec<u64>,
+    /// Bytes received per node.
+    pub recv_bytes_per_node: Vec<u64>,
     /// Per-transaction records (only with `metrics.record_transactions`).
     pub transactions: Vec<ClientTx>,
     metrics: Metrics,
@@ -155,6 +159,8 @@ pub fn run_protocol<P: Protocol>(
         dropped_loss: out.net.dropped_loss,
         dropped_partition: out.net.dropped_partition,
         sent_bytes_per_node: out.net.sent_bytes,
+        sent_msgs_per_node: out.net.sent_msgs,
+        recv_bytes_per_node: out.net.recv_bytes,
         transactions: out.tx_records,
         metrics: m,
     })

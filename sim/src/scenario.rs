@@ -305,7 +305,7 @@ impl Scenario {
                 nonneg(&format!("network.links[{i}].latency_ms"), ms)?;
             }
         }
-        Topology::new(&self.network, self.total_nodes() as usize)
+        Topology::new(&self.network, self.total_nodes() as usize, &[])
             .map_err(|m| bad("network", m))?;
         let c = &self.node;
         if !c.hash_ns_per_byte.is_finite() || c.hash_ns_per_byte < 0.0 {

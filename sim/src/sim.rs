@@ -190,7 +190,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             _ => None,
         };
         let org_regions: Vec<String> = consortium.orgs().iter().map(|o| o.region.clone()).collect();
-        let topo = Topology::with_orgs(&scenario.network, n, &org_regions).map_err(|m| {
+        let topo = Topology::new(&scenario.network, n, &org_regions).map_err(|m| {
             SimError::Scenario(ScenarioError::InvalidValue {
                 source_name: scenario.name.clone(),
                 path: "network".into(),

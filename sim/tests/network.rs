@@ -397,3 +397,137 @@ fn trace_file_and_progress_report_events_and_faults() {
     assert_eq!(p.last().map(|x| x.0), Some(2.0));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+fn faults(toml: &str) -> Vec<sim::faults::FaultSpec> {
+    Scenario::from_toml_str(toml, "faults")
+        .expect("faults")
+        .faults
+}
+
+/// Deliveries to node 1 of the periodic pings inside `(from_ns, to_ns)`.
+fn pings_between(
+    log: &[(NodeId, &'static str, u32, u64)],
+    from_ns: u64,
+    to_ns: u64,
+) -> Vec<(u32, u64)> {
+    log.iter()
+        .filter(|e| e.0 == 1 && e.1 == "ping" && e.3 > from_ns && e.3 < to_ns)
+        .map(|e| (e.2, e.3))
+        .collect()
+}
+
+#[test]
+fn one_way_partition_cuts_only_the_outgoing_direction() {
+    let mut s = quiet(2, 2.0);
+    s.faults =
+        faults("[[faults]]\nkind = \"partition\"\nnodes = [1]\nat_s = 0.0\none_way = true\n");
+    // Node 1 is cut off outgoing only: node 0's pings still reach it.
+    let log = run_script(
+        Script::Periodic {
+            period_ns: 10_000_000,
+        },
+        &s,
+    )
+    .expect("run");
+    assert!(pings_between(&log, 0, u64::MAX).len() > 150);
+    s.faults =
+        faults("[[faults]]\nkind = \"partition\"\nnodes = [0]\nat_s = 0.0\none_way = true\n");
+    let log = run_script(
+        Script::Periodic {
+            period_ns: 10_000_000,
+        },
+        &s,
+    )
+    .expect("run");
+    assert!(
+        pings_between(&log, 0, u64::MAX).is_empty(),
+        "node 0's outgoing messages crossed a one-way cut"
+    );
+}
+
+#[test]
+fn latency_fault_adds_delay_only_inside_its_window() {
+    let mut s = quiet(2, 3.0);
+    s.faults = faults("[[faults]]\nkind = \"latency\"\nfrom = 0\nto = 1\nextra_ms = 40\nat_s = 1.0\nuntil_s = 2.0\n");
+    let log = run_script(
+        Script::Periodic {
+            period_ns: 10_000_000,
+        },
+        &s,
+    )
+    .expect("run");
+    // Ping k is sent at k * 10 ms; its one-way delay is the arrival minus that.
+    let delay = |(k, t): (u32, u64)| t - u64::from(k) * 10_000_000;
+    let before: Vec<u64> = pings_between(&log, 0, 900_000_000)
+        .into_iter()
+        .map(delay)
+        .collect();
+    let during: Vec<u64> = pings_between(&log, 1_100_000_000, 1_900_000_000)
+        .into_iter()
+        .map(delay)
+        .collect();
+    let after: Vec<u64> = pings_between(&log, 2_100_000_000, u64::MAX)
+        .into_iter()
+        .map(delay)
+        .collect();
+    assert!(before.iter().all(|&d| d < 2_000_000), "{before:?}");
+    assert!(
+        !during.is_empty() && during.iter().all(|&d| d > 40_000_000 && d < 42_000_000),
+        "{during:?}"
+    );
+    assert!(
+        !after.is_empty() && after.iter().all(|&d| d < 2_000_000),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn slow_node_fault_scales_cpu_costs() {
+    let base =
+        Scenario::from_toml_str("duration_s = 6\nwarmup_s = 0\noffered_tps = 2000\n", "slow")
+            .expect("scenario");
+    let mut s = base.clone();
+    s.node.verify_ns = 200_000; // leader at about 0.4 s of work per second
+    let normal = sim::run(&s, &RunOptions::default())
+        .expect("run")
+        .throughput_tps();
+    s.faults = faults("[[faults]]\nkind = \"slow\"\nnode = 0\nfactor = 5.0\nat_s = 0.0\n");
+    let slowed = sim::run(&s, &RunOptions::default())
+        .expect("run")
+        .throughput_tps();
+    assert!(normal > 1_800.0, "normal {normal}");
+    assert!(
+        slowed < 1_200.0,
+        "a 5x slower leader should saturate: {slowed}"
+    );
+}
+
+#[test]
+fn crashed_leader_stops_commits_until_it_recovers() {
+    let s = Scenario::from_toml_str(
+        "duration_s = 8\nwarmup_s = 0\noffered_tps = 400\n[[faults]]\nkind = \"crash\"\nnode = 0\nat_s = 3.0\nrecover_s = 5.0\n",
+        "crash",
+    )
+    .expect("scenario");
+    let r = sim::run(&s, &RunOptions::default()).expect("run");
+    let committed: Vec<f64> = r
+        .timeseries_csv()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .nth(3)
+                .expect("column")
+                .parse()
+                .expect("number")
+        })
+        .collect();
+    assert!(
+        committed[1] > 300.0 && committed[6] > 300.0,
+        "{committed:?}"
+    );
+    assert_eq!(
+        committed[4], 0.0,
+        "commits while the leader was down: {committed:?}"
+    );
+}
