@@ -13,6 +13,8 @@ use ledger_core::types::{Hash32, OrgId, Tx};
 use ledger_core::{shards_of, Coordinator, Ledger, LedgerConfig, ShardOp};
 
 const PATIENTS: u64 = 100_000;
+/// Ops applied per iteration of the parallel bench, whatever the shard count.
+const PARALLEL_TOTAL_OPS: usize = 8192;
 
 fn quick(c: &mut Criterion) -> &mut Criterion {
     c
@@ -71,6 +73,7 @@ fn apply_block(c: &mut Criterion) {
         1,
         LedgerConfig {
             log_max_bytes: None,
+            ..LedgerConfig::default()
         },
     );
     let mut mix = MixGen::new(PATIENTS);
@@ -135,6 +138,7 @@ fn cross_shard(c: &mut Criterion) {
         4,
         LedgerConfig {
             log_max_bytes: None,
+            ..LedgerConfig::default()
         },
     );
     let mut co = Coordinator::new(1);
@@ -188,12 +192,17 @@ fn parallel_apply(c: &mut Criterion) {
             shards,
             LedgerConfig {
                 log_max_bytes: None,
+                ..LedgerConfig::default()
             },
         );
         let mut mix = MixGen::new(PATIENTS);
-        let per_shard_target = 4096usize;
+        // Same total work at every shard count: TOTAL_OPS single-shard ops split evenly,
+        // each shard's block routed from the same mix (per-shard work is independent).
+        let per_shard_target = PARALLEL_TOTAL_OPS / shards as usize;
         let mut make = move || {
-            let mut per: Vec<Vec<ShardOp>> = vec![Vec::new(); shards as usize];
+            let mut per: Vec<Vec<ShardOp>> = (0..shards)
+                .map(|_| Vec::with_capacity(per_shard_target))
+                .collect();
             while per.iter().any(|v| v.len() < per_shard_target) {
                 for tx in mix.txs(1024) {
                     let set = shards_of(&tx, shards);
@@ -207,11 +216,9 @@ fn parallel_apply(c: &mut Criterion) {
             }
             per
         };
-        g.throughput(Throughput::Elements(
-            per_shard_target as u64 * shards as u64,
-        ));
+        g.throughput(Throughput::Elements(PARALLEL_TOTAL_OPS as u64));
         let mut t = 0;
-        g.bench_function(BenchmarkId::new("4096 ops per shard", shards), |b| {
+        g.bench_function(BenchmarkId::new("8192 ops total, shards", shards), |b| {
             b.iter_batched(
                 &mut make,
                 |per| {

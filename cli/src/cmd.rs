@@ -128,19 +128,28 @@ pub fn scenario_source(spec: Option<&str>) -> Result<(String, String), Failure> 
         Ok(text) => Ok((text.to_string(), format!("builtin:{spec}"))),
         Err(_) => Err(Failure::bad(anyhow!(
             "{spec:?} is neither a scenario file nor a built-in scenario; built-ins: {}",
-            sim::builtin::list().iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            sim::builtin::list()
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
 
 /// Load, override and validate a scenario; nothing is written on failure.
-pub fn load_scenario(spec: Option<&str>, seed: Option<u64>, sets: &[String]) -> Result<Scenario, Failure> {
+pub fn load_scenario(
+    spec: Option<&str>,
+    seed: Option<u64>,
+    sets: &[String],
+) -> Result<Scenario, Failure> {
     let (text, source) = scenario_source(spec)?;
     let mut overrides = parse_sets(sets)?;
     if let Some(seed) = seed {
         overrides.push(("seed".to_string(), seed.to_string()));
     }
-    let scenario = Scenario::from_toml_str_with_overrides(&text, &source, &overrides).map_err(Failure::bad)?;
+    let scenario =
+        Scenario::from_toml_str_with_overrides(&text, &source, &overrides).map_err(Failure::bad)?;
     sim::protocols::validate(&scenario).map_err(|e| Failure::bad(with_source(e, &source)))?;
     Ok(scenario)
 }
@@ -149,7 +158,9 @@ pub fn load_scenario(spec: Option<&str>, seed: Option<u64>, sets: &[String]) -> 
 /// scenario's `name`, so the message names the file to fix.
 fn with_source(e: sim::ScenarioError, source: &str) -> anyhow::Error {
     match e {
-        sim::ScenarioError::InvalidValue { path, message, .. } => anyhow!("{source}: field `{path}`: {message}"),
+        sim::ScenarioError::InvalidValue { path, message, .. } => {
+            anyhow!("{source}: field `{path}`: {message}")
+        }
         other => anyhow!("{source}: {other}"),
     }
 }
@@ -192,16 +203,26 @@ pub fn run_scenario(
 }
 
 /// Write a run's results directory atomically (plots and report optional).
-pub fn write_results(target: &Path, result: &RunResult, record_transactions: bool, plots: bool) -> Result<PathBuf, Failure> {
+pub fn write_results(
+    target: &Path,
+    result: &RunResult,
+    record_transactions: bool,
+    plots: bool,
+) -> Result<PathBuf, Failure> {
     let dir = ResultDir::create(target).map_err(Failure::failed)?;
-    let summary =
-        serde_json::to_vec_pretty(&result.summary_json()).map_err(|e| Failure::failed(anyhow!("summary.json: {e}")))?;
-    dir.add_file("summary.json", &summary).map_err(Failure::failed)?;
-    dir.add_file("timeseries.csv", result.timeseries_csv().as_bytes()).map_err(Failure::failed)?;
-    dir.add_file("latency.csv", result.latency_csv().as_bytes()).map_err(Failure::failed)?;
-    dir.add_file("scenario.toml", result.resolved_scenario_toml().as_bytes()).map_err(Failure::failed)?;
+    let summary = serde_json::to_vec_pretty(&result.summary_json())
+        .map_err(|e| Failure::failed(anyhow!("summary.json: {e}")))?;
+    dir.add_file("summary.json", &summary)
+        .map_err(Failure::failed)?;
+    dir.add_file("timeseries.csv", result.timeseries_csv().as_bytes())
+        .map_err(Failure::failed)?;
+    dir.add_file("latency.csv", result.latency_csv().as_bytes())
+        .map_err(Failure::failed)?;
+    dir.add_file("scenario.toml", result.resolved_scenario_toml().as_bytes())
+        .map_err(Failure::failed)?;
     if record_transactions || result.scenario.metrics.record_transactions {
-        dir.add_gz_file("transactions.csv.gz", result.transactions_csv().as_bytes()).map_err(Failure::failed)?;
+        dir.add_gz_file("transactions.csv.gz", result.transactions_csv().as_bytes())
+            .map_err(Failure::failed)?;
     }
     if plots {
         plot::plot_run(dir.path()).map_err(Failure::failed)?;
@@ -218,7 +239,13 @@ fn default_out(scenario: &Scenario) -> PathBuf {
 pub fn sanitize(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() {
         "scenario".to_string()
@@ -241,7 +268,12 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     check_out_target(&out)?;
     let cancel = output::install_interrupt_flag().map_err(Failure::failed)?;
     let bar = progress_bar(args.quiet, &scenario.name);
-    let result = run_scenario(&scenario, args.trace.clone(), Some(bar.clone()), Arc::clone(&cancel));
+    let result = run_scenario(
+        &scenario,
+        args.trace.clone(),
+        Some(bar.clone()),
+        Arc::clone(&cancel),
+    );
     bar.finish_and_clear();
     let result = result?;
     if cancel.load(Ordering::SeqCst) {
@@ -257,9 +289,17 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
 /// Refuse an output path that exists and is not a directory we may replace.
 fn check_out_target(out: &Path) -> Result<(), Failure> {
     if out.exists() && !out.is_dir() {
-        return Err(Failure::bad(anyhow!("--out {}: exists and is not a directory", out.display())));
+        return Err(Failure::bad(anyhow!(
+            "--out {}: exists and is not a directory",
+            out.display()
+        )));
     }
-    if out.is_dir() && !output::is_results_dir(out) && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false) {
+    if out.is_dir()
+        && !output::is_results_dir(out)
+        && std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    {
         return Err(Failure::bad(anyhow!(
             "--out {}: a non-empty directory that is not a ledgersim results directory; choose another path",
             out.display()
@@ -272,7 +312,11 @@ fn check_out_target(out: &Path) -> Result<(), Failure> {
 pub fn summary_table(r: &RunResult, dir: &Path) -> String {
     let s = &r.scenario;
     let measured = r.measured_s();
-    let offered = if measured > 0.0 { r.submitted_tx() as f64 / measured } else { 0.0 };
+    let offered = if measured > 0.0 {
+        r.submitted_tx() as f64 / measured
+    } else {
+        0.0
+    };
     let lat = &r.latency_ms;
     let xs = r.summary_json();
     let xfrac = xs["cross_shard"]["fraction"].as_f64().unwrap_or(0.0);
@@ -287,7 +331,10 @@ pub fn summary_table(r: &RunResult, dir: &Path) -> String {
         s.total_nodes(),
         s.seed
     ));
-    t.push_str(&format!("  offered        {:>12} tx/s\n", plot::thousands(offered, 1)));
+    t.push_str(&format!(
+        "  offered        {:>12} tx/s\n",
+        plot::thousands(offered, 1)
+    ));
     t.push_str(&format!(
         "  achieved       {:>12} tx/s   committed {}  rejected by rule {}  aborted {}\n",
         plot::thousands(r.throughput_tps(), 1),
@@ -327,7 +374,9 @@ pub fn summary_table(r: &RunResult, dir: &Path) -> String {
 /// `ledgersim compare`.
 pub fn compare(args: CompareArgs) -> Result<(), Failure> {
     if args.protocols.is_empty() {
-        return Err(Failure::bad(anyhow!("--consensus: name at least one protocol")));
+        return Err(Failure::bad(anyhow!(
+            "--consensus: name at least one protocol"
+        )));
     }
     let mut seen = std::collections::BTreeSet::new();
     for p in &args.protocols {
@@ -343,12 +392,22 @@ pub fn compare(args: CompareArgs) -> Result<(), Failure> {
         sets.push(format!("consensus={p}"));
         scenarios.push(load_scenario(args.scenario.as_deref(), args.seed, &sets)?);
     }
-    let base_name = scenarios.first().map(|s| sanitize(&s.name)).unwrap_or_default();
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("out").join(format!("compare-{base_name}")));
+    let base_name = scenarios
+        .first()
+        .map(|s| sanitize(&s.name))
+        .unwrap_or_default();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out").join(format!("compare-{base_name}")));
     if out.exists() && !out.is_dir() {
-        return Err(Failure::bad(anyhow!("--out {}: exists and is not a directory", out.display())));
+        return Err(Failure::bad(anyhow!(
+            "--out {}: exists and is not a directory",
+            out.display()
+        )));
     }
-    std::fs::create_dir_all(&out).map_err(|e| Failure::failed(anyhow!("{}: {e}", out.display())))?;
+    std::fs::create_dir_all(&out)
+        .map_err(|e| Failure::failed(anyhow!("{}: {e}", out.display())))?;
     let cancel = output::install_interrupt_flag().map_err(Failure::failed)?;
     let jobs = args.jobs.unwrap_or_else(num_cpus).max(1);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -366,7 +425,8 @@ pub fn compare(args: CompareArgs) -> Result<(), Failure> {
                 bar.finish_and_clear();
                 let written = match r {
                     Ok(res) if !cancel.load(Ordering::SeqCst) => {
-                        write_results(&out.join(&s.consensus), &res, false, true).map_err(|e| failure_text(&e))
+                        write_results(&out.join(&s.consensus), &res, false, true)
+                            .map_err(|e| failure_text(&e))
                     }
                     Ok(_) => Err("interrupted".to_string()),
                     Err(e) => Err(failure_text(&e)),
@@ -437,12 +497,26 @@ fn compare_table(out: &Path) -> Result<String, Failure> {
     let table = output::load_table_csv(out.join("compare.csv")).map_err(Failure::failed)?;
     let mut t = format!(
         "{:<10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>8} {:>12} {:>6}\n",
-        "protocol", "offered/s", "achieved/s", "p50 ms", "p99 ms", "p99.9 ms", "views", "messages", "viol."
+        "protocol",
+        "offered/s",
+        "achieved/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "views",
+        "messages",
+        "viol."
     );
     for row in &table.rows {
-        let name = table.cell(row, "protocol").map(|c| c.to_text()).unwrap_or_default();
+        let name = table
+            .cell(row, "protocol")
+            .map(|c| c.to_text())
+            .unwrap_or_default();
         if !table.is_ok(row) {
-            let status = table.cell(row, "status").map(|c| c.to_text()).unwrap_or_default();
+            let status = table
+                .cell(row, "status")
+                .map(|c| c.to_text())
+                .unwrap_or_default();
             t.push_str(&format!("{name:<10} {status}\n"));
             continue;
         }
@@ -465,7 +539,9 @@ fn compare_table(out: &Path) -> Result<String, Failure> {
 }
 
 fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// `ledgersim sweep`.
@@ -546,7 +622,10 @@ pub fn demo(out: Option<&Path>) -> Result<(), Failure> {
     let dir = match out {
         Some(p) => {
             if p.exists() && !p.is_dir() {
-                return Err(Failure::bad(anyhow!("--out {}: exists and is not a directory", p.display())));
+                return Err(Failure::bad(anyhow!(
+                    "--out {}: exists and is not a directory",
+                    p.display()
+                )));
             }
             p.to_path_buf()
         }
@@ -559,6 +638,10 @@ pub fn demo(out: Option<&Path>) -> Result<(), Failure> {
     };
     let report = ledger_core::demo::run(&dir).map_err(|e| Failure::failed(anyhow!("demo: {e}")))?;
     println!("{report}");
-    println!("block log exported to {} (check it: ledgersim verify {})", dir.join("ledger").display(), dir.join("ledger").display());
+    println!(
+        "block log exported to {} (check it: ledgersim verify {})",
+        dir.join("ledger").display(),
+        dir.join("ledger").display()
+    );
     Ok(())
 }

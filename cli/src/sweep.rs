@@ -79,9 +79,15 @@ fn value_text(v: &toml::Value) -> String {
 
 /// Parse a sweep file and expand its points. Errors name the file and the field.
 pub fn load(path: &Path) -> Result<(SweepFile, Vec<String>, PathBuf), Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| Failure::bad(anyhow!("sweep file {}: {e}", path.display())))?;
-    let file: SweepFile =
-        toml::from_str(&text).map_err(|e| Failure::bad(anyhow!("sweep file {}: {}", path.display(), e.message().trim())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::bad(anyhow!("sweep file {}: {e}", path.display())))?;
+    let file: SweepFile = toml::from_str(&text).map_err(|e| {
+        Failure::bad(anyhow!(
+            "sweep file {}: {}",
+            path.display(),
+            e.message().trim()
+        ))
+    })?;
     if file.grid.is_empty() && file.points.is_empty() {
         return Err(Failure::bad(anyhow!(
             "sweep file {}: needs a [grid] table of key = [values] or a [[points]] list",
@@ -90,7 +96,10 @@ pub fn load(path: &Path) -> Result<(SweepFile, Vec<String>, PathBuf), Failure> {
     }
     for (k, vs) in &file.grid {
         if vs.is_empty() {
-            return Err(Failure::bad(anyhow!("sweep file {}: grid.{k}: the list of values is empty", path.display())));
+            return Err(Failure::bad(anyhow!(
+                "sweep file {}: grid.{k}: the list of values is empty",
+                path.display()
+            )));
         }
     }
     // Parameter columns: grid keys (sorted), then any further keys of explicit points.
@@ -121,9 +130,16 @@ pub fn load(path: &Path) -> Result<(SweepFile, Vec<String>, PathBuf), Failure> {
 pub fn expand(file: &SweepFile, params: &[String], seed: u64) -> Result<Vec<Point>, Failure> {
     let mut out: Vec<Vec<(String, String)>> = Vec::new();
     if !file.grid.is_empty() {
-        let total: usize = file.grid.values().map(|v| v.len()).try_fold(1usize, |a, n| a.checked_mul(n)).unwrap_or(usize::MAX);
+        let total: usize = file
+            .grid
+            .values()
+            .map(|v| v.len())
+            .try_fold(1usize, |a, n| a.checked_mul(n))
+            .unwrap_or(usize::MAX);
         if total > MAX_SWEEP_POINTS {
-            return Err(Failure::bad(anyhow!("the grid has {total} points; at most {MAX_SWEEP_POINTS} are allowed")));
+            return Err(Failure::bad(anyhow!(
+                "the grid has {total} points; at most {MAX_SWEEP_POINTS} are allowed"
+            )));
         }
         let keys: Vec<&String> = file.grid.keys().collect();
         for n in 0..total {
@@ -140,24 +156,48 @@ pub fn expand(file: &SweepFile, params: &[String], seed: u64) -> Result<Vec<Poin
         }
     }
     for p in &file.points {
-        out.push(params.iter().filter_map(|k| p.get(k).map(|v| (k.clone(), value_text(v)))).collect());
+        out.push(
+            params
+                .iter()
+                .filter_map(|k| p.get(k).map(|v| (k.clone(), value_text(v))))
+                .collect(),
+        );
     }
     if out.len() > MAX_SWEEP_POINTS {
-        return Err(Failure::bad(anyhow!("the sweep has {} points; at most {MAX_SWEEP_POINTS} are allowed", out.len())));
+        return Err(Failure::bad(anyhow!(
+            "the sweep has {} points; at most {MAX_SWEEP_POINTS} are allowed",
+            out.len()
+        )));
     }
-    Ok(out.into_iter().enumerate().map(|(index, params)| Point { index, params, seed }).collect())
+    Ok(out
+        .into_iter()
+        .enumerate()
+        .map(|(index, params)| Point {
+            index,
+            params,
+            seed,
+        })
+        .collect())
 }
 
 /// Run a sweep file.
 pub fn run(path: &Path, out: Option<&Path>, jobs: usize, resume: bool) -> Result<(), Failure> {
     let (file, params, base) = load(path)?;
     let base_spec = base.to_string_lossy().to_string();
-    let fixed: Vec<String> = file.set.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect();
+    let fixed: Vec<String> = file
+        .set
+        .iter()
+        .map(|(k, v)| format!("{k}={}", value_text(v)))
+        .collect();
     // The base scenario with fixed overrides decides the default seed.
-    let base_scenario = cmd::load_scenario(Some(&base_spec), file.seed, &fixed).map_err(|f| match f {
-        Failure::BadInput(e) => Failure::bad(anyhow!("sweep file {}: base scenario: {e:#}", path.display())),
-        other => other,
-    })?;
+    let base_scenario =
+        cmd::load_scenario(Some(&base_spec), file.seed, &fixed).map_err(|f| match f {
+            Failure::BadInput(e) => Failure::bad(anyhow!(
+                "sweep file {}: base scenario: {e:#}",
+                path.display()
+            )),
+            other => other,
+        })?;
     let seed = base_scenario.seed;
     let points = expand(&file, &params, seed)?;
     // Resolve every point before running any: bad input is reported before anything is written.
@@ -165,33 +205,54 @@ pub fn run(path: &Path, out: Option<&Path>, jobs: usize, resume: bool) -> Result
     for p in &points {
         let mut sets = fixed.clone();
         sets.extend(p.params.iter().map(|(k, v)| format!("{k}={v}")));
-        let s = cmd::load_scenario(Some(&base_spec), Some(seed), &sets)
-            .map_err(|f| match f {
-                Failure::BadInput(e) => Failure::bad(anyhow!("sweep {} point {} ({}): {e:#}", path.display(), p.index, describe(p))),
-                other => other,
-            })?;
+        let s = cmd::load_scenario(Some(&base_spec), Some(seed), &sets).map_err(|f| match f {
+            Failure::BadInput(e) => Failure::bad(anyhow!(
+                "sweep {} point {} ({}): {e:#}",
+                path.display(),
+                p.index,
+                describe(p)
+            )),
+            other => other,
+        })?;
         scenarios.push(s);
     }
-    let name = file
-        .name
-        .clone()
-        .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "sweep".into()));
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("out").join(cmd::sanitize(&name)));
+    let name = file.name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "sweep".into())
+    });
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("out").join(cmd::sanitize(&name)));
     if out.exists() && !out.is_dir() {
-        return Err(Failure::bad(anyhow!("--out {}: exists and is not a directory", out.display())));
+        return Err(Failure::bad(anyhow!(
+            "--out {}: exists and is not a directory",
+            out.display()
+        )));
     }
     let points_dir = out.join("points");
     if !resume && points_dir.exists() {
-        std::fs::remove_dir_all(&points_dir).map_err(|e| Failure::failed(anyhow!("{}: {e}", points_dir.display())))?;
+        std::fs::remove_dir_all(&points_dir)
+            .map_err(|e| Failure::failed(anyhow!("{}: {e}", points_dir.display())))?;
     }
-    std::fs::create_dir_all(&points_dir).map_err(|e| Failure::failed(anyhow!("{}: {e}", points_dir.display())))?;
-    output::write_atomic(out.join("sweep.toml"), std::fs::read(path).unwrap_or_default().as_slice()).map_err(Failure::failed)?;
+    std::fs::create_dir_all(&points_dir)
+        .map_err(|e| Failure::failed(anyhow!("{}: {e}", points_dir.display())))?;
+    output::write_atomic(
+        out.join("sweep.toml"),
+        std::fs::read(path).unwrap_or_default().as_slice(),
+    )
+    .map_err(Failure::failed)?;
 
-    let todo: Vec<usize> = (0..points.len()).filter(|&i| !(resume && point_done(&points_dir, &points[i]))).collect();
+    let todo: Vec<usize> = (0..points.len())
+        .filter(|&i| !(resume && point_done(&points_dir, &points[i])))
+        .collect();
     let skipped = points.len() - todo.len();
     let cancel = output::install_interrupt_flag().map_err(Failure::failed)?;
-    let bar = ProgressBar::with_draw_target(Some(points.len() as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("sweep {prefix} [{bar:30}] {pos}/{len} points (eta {eta}) {msg}") {
+    let bar =
+        ProgressBar::with_draw_target(Some(points.len() as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "sweep {prefix} [{bar:30}] {pos}/{len} points (eta {eta}) {msg}",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(name.clone());
@@ -231,13 +292,19 @@ pub fn run(path: &Path, out: Option<&Path>, jobs: usize, resume: bool) -> Result
         out.join("sweep.csv").display()
     );
     if failed > 0 {
-        return Err(Failure::failed(anyhow!("{failed} point(s) failed; see the status column of sweep.csv")));
+        return Err(Failure::failed(anyhow!(
+            "{failed} point(s) failed; see the status column of sweep.csv"
+        )));
     }
     Ok(())
 }
 
 fn describe(p: &Point) -> String {
-    p.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    p.params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn point_done(points_dir: &Path, p: &Point) -> bool {
@@ -260,13 +327,19 @@ fn run_point(points_dir: &Path, p: &Point, s: &sim::Scenario, cancel: &Arc<Atomi
             return Err(Failure::failed(anyhow!("interrupted")));
         }
         let dir = output::ResultDir::create(&target).map_err(Failure::failed)?;
-        let summary = serde_json::to_vec_pretty(&r.summary_json()).map_err(|e| Failure::failed(anyhow!("{e}")))?;
-        dir.add_file("summary.json", &summary).map_err(Failure::failed)?;
-        dir.add_file("timeseries.csv", r.timeseries_csv().as_bytes()).map_err(Failure::failed)?;
-        dir.add_file("latency.csv", r.latency_csv().as_bytes()).map_err(Failure::failed)?;
-        dir.add_file("scenario.toml", r.resolved_scenario_toml().as_bytes()).map_err(Failure::failed)?;
+        let summary = serde_json::to_vec_pretty(&r.summary_json())
+            .map_err(|e| Failure::failed(anyhow!("{e}")))?;
+        dir.add_file("summary.json", &summary)
+            .map_err(Failure::failed)?;
+        dir.add_file("timeseries.csv", r.timeseries_csv().as_bytes())
+            .map_err(Failure::failed)?;
+        dir.add_file("latency.csv", r.latency_csv().as_bytes())
+            .map_err(Failure::failed)?;
+        dir.add_file("scenario.toml", r.resolved_scenario_toml().as_bytes())
+            .map_err(Failure::failed)?;
         let point = serde_json::to_vec_pretty(p).map_err(|e| Failure::failed(anyhow!("{e}")))?;
-        dir.add_file("point.json", &point).map_err(Failure::failed)?;
+        dir.add_file("point.json", &point)
+            .map_err(Failure::failed)?;
         dir.finish().map_err(Failure::failed)?;
         Ok(())
     }));
@@ -293,8 +366,12 @@ fn run_point(points_dir: &Path, p: &Point, s: &sim::Scenario, cancel: &Arc<Atomi
             p.params.iter().map(|(k, v)| format!("--set {k}={v}")).collect::<Vec<_>>().join(" ")),
     });
     if let Ok(dir) = output::ResultDir::create(&target) {
-        let ok = dir.add_file("failed.json", failed.to_string().as_bytes()).is_ok()
-            && serde_json::to_vec_pretty(p).map(|b| dir.add_file("point.json", &b).is_ok()).unwrap_or(false);
+        let ok = dir
+            .add_file("failed.json", failed.to_string().as_bytes())
+            .is_ok()
+            && serde_json::to_vec_pretty(p)
+                .map(|b| dir.add_file("point.json", &b).is_ok())
+                .unwrap_or(false);
         if ok {
             let _ = dir.finish();
         }
@@ -303,7 +380,11 @@ fn run_point(points_dir: &Path, p: &Point, s: &sim::Scenario, cancel: &Arc<Atomi
 
 /// Rebuild sweep.csv from the point directories, in point order. Returns the text and the
 /// number of failed points.
-fn sweep_csv(points_dir: &Path, points: &[Point], params: &[String]) -> Result<(String, usize), Failure> {
+fn sweep_csv(
+    points_dir: &Path,
+    points: &[Point],
+    params: &[String],
+) -> Result<(String, usize), Failure> {
     let mut csv = String::from("point,");
     for p in params {
         csv.push_str(p);
@@ -316,7 +397,13 @@ fn sweep_csv(points_dir: &Path, points: &[Point], params: &[String]) -> Result<(
         let dir = points_dir.join(p.index.to_string());
         let mut cells = vec![p.index.to_string()];
         for k in params {
-            cells.push(p.params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone()).unwrap_or_default());
+            cells.push(
+                p.params
+                    .iter()
+                    .find(|(pk, _)| pk == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
+            );
         }
         if dir.join("summary.json").is_file() {
             let summary = output::load_summary(&dir).map_err(Failure::failed)?;
@@ -345,9 +432,13 @@ mod tests {
 
     #[test]
     fn grid_expands_first_key_slowest_and_deterministically() {
-        let file: SweepFile = toml::from_str("[grid]\nshards = [1, 2]\nconsensus = [\"pbft\", \"raft\"]\n").expect("parses");
+        let file: SweepFile =
+            toml::from_str("[grid]\nshards = [1, 2]\nconsensus = [\"pbft\", \"raft\"]\n")
+                .expect("parses");
         let params: Vec<String> = file.grid.keys().cloned().collect();
-        let pts = expand(&file, &params, 7).map_err(|_| "expand").expect("expands");
+        let pts = expand(&file, &params, 7)
+            .map_err(|_| "expand")
+            .expect("expands");
         let got: Vec<String> = pts.iter().map(describe).collect();
         assert_eq!(
             got,

@@ -874,12 +874,7 @@ impl Encode for Block {
         }
     }
     fn encoded_len(&self) -> usize {
-        HEADER_ENCODED_LEN
-            + self
-                .ops
-                .iter()
-                .map(Encode::encoded_len)
-                .sum::<usize>()
+        HEADER_ENCODED_LEN + self.ops.iter().map(Encode::encoded_len).sum::<usize>()
     }
 }
 

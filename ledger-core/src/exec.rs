@@ -405,16 +405,18 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
                     head: [0; 32],
                 },
             };
-            let mut buf = [0u8; 32 + 8 * 4 + 1 + 2];
+            // One blake3 block: the three one-byte fields tweak the key (see AuditEntry).
+            let mut buf = [0u8; 64];
             buf[..32].copy_from_slice(&prev.head);
             buf[32..40].copy_from_slice(&record.0.to_le_bytes());
             buf[40..48].copy_from_slice(&accessor.0.to_le_bytes());
             buf[48..56].copy_from_slice(&user.0.to_le_bytes());
             buf[56..64].copy_from_slice(&at_ms.to_le_bytes());
-            buf[64] = purpose as u8;
-            buf[65] = otag;
-            buf[66] = ocode;
-            let head = keyed(&AUDIT_KEY, &buf);
+            let mut key = AUDIT_KEY;
+            key[29] = purpose as u8;
+            key[30] = otag;
+            key[31] = ocode;
+            let head = keyed(&key, &buf);
             cx.set(
                 Key::Audit(patient),
                 Value::Audit(AuditEntry {

@@ -40,6 +40,9 @@ pub fn jump_consistent_hash(mut key: u64, buckets: u32) -> u32 {
         buckets >= 1,
         "jump_consistent_hash needs at least one bucket"
     );
+    if buckets == 1 {
+        return 0;
+    }
     let (mut b, mut j): (i64, i64) = (-1, 0);
     while j < buckets as i64 {
         b = j;

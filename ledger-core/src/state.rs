@@ -1,7 +1,15 @@
 //! Per-shard key-value state with an incrementally maintained, order-independent root.
 //!
 //! # State root construction (AdHash)
-//! Each entry contributes a leaf digest `d = blake3_keyed(STATE_LEAF_KEY, enc(key) || enc(value))`.
+//! Each entry contributes a leaf digest `d = blake3_keyed(tweak(key, value), body(key) ||
+//! body(value))`. The *tweak* is [`STATE_LEAF_KEY`] with its zero padding carrying the
+//! small fields: byte 29 the key kind, byte 30 the value variant, byte 31 a one-byte field
+//! of the value (record resource kind, consent scope, study modality, claim status) and
+//! bytes 24..28 a study's chunk count. The bodies are the remaining fields, fixed width
+//! per (key kind, value variant), so the encoding of a pair is injective, and every body is
+//! at most [`MAX_LEAF_BODY`] = 64 bytes: each leaf costs exactly one blake3 compression
+//! (blake3 keyed hashing under distinct keys gives independent PRFs, so moving fields
+//! into the key loses nothing).
 //! The accumulator is the sum of all leaf digests in `Z/2^256` (a digest read as a 256-bit
 //! little-endian integer; addition is wrapping, carried across four `u64` limbs). Inserting
 //! adds a digest, removing subtracts it, replacing does both; the digest is cached next to
@@ -89,7 +97,10 @@ pub struct ConsentEntry {
 pub struct AuditEntry {
     /// Entries appended so far.
     pub count: u64,
-    /// `head_k = H(head_{k-1} || entry_k)`, `head_0 = 0`.
+    /// `head_k = blake3_keyed(AUDIT_KEY ⊕ tweak_k, head_{k-1} || record || accessor || user
+    /// || at_ms)` (64 bytes, one compression), `head_0 = 0`, where `tweak_k` puts the access
+    /// purpose, outcome tag (0 accepted, 1 break-glass, 2 rejected) and reject code into
+    /// the key's zero padding (bytes 29, 30, 31).
     pub head: Hash32,
 }
 
@@ -199,95 +210,96 @@ pub enum Value {
     Package(PackageEntry),
 }
 
-/// Largest encoding of a key or a value, for stack buffers.
-const MAX_LEAF_INPUT: usize = 32 + 96;
+/// Most bytes of a leaf body: one blake3 block, so every leaf costs one compression.
+pub const MAX_LEAF_BODY: usize = 64;
 
-fn encode_key<S: Sink>(k: &Key, s: &mut S) {
+/// Byte offsets of the leaf tweak inside the 32-byte blake3 key (the label
+/// `ledgersim/v1/state-leaf` occupies bytes `0..23`, the rest is zero before tweaking).
+const TWEAK_EXTRA: usize = 24;
+const TWEAK_KEY_TAG: usize = 29;
+const TWEAK_VALUE_TAG: usize = 30;
+const TWEAK_AUX: usize = 31;
+
+fn key_tag(k: &Key) -> u8 {
     match k {
-        Key::Account(o) => {
-            s.put(&[0]);
-            s.put(&o.0.to_le_bytes());
-        }
-        Key::Record(r) => {
-            s.put(&[1]);
-            s.put(&r.0.to_le_bytes());
-        }
+        Key::Account(_) => 0,
+        Key::Record(_) => 1,
+        Key::Consent(..) => 2,
+        Key::GranteeIndex(..) => 3,
+        Key::Audit(_) => 4,
+        Key::Study(_) => 5,
+        Key::Claim(_) => 6,
+        Key::ClaimDedup(..) => 7,
+        Key::ClaimDaily(..) => 8,
+        Key::Package(_) => 9,
+    }
+}
+
+fn encode_key_body<S: Sink>(k: &Key, s: &mut S) {
+    match k {
+        Key::Account(o) => s.put(&o.0.to_le_bytes()),
+        Key::Record(r) => s.put(&r.0.to_le_bytes()),
         Key::Consent(p, o) => {
-            s.put(&[2]);
             s.put(&p.0.to_le_bytes());
             s.put(&o.0.to_le_bytes());
         }
         Key::GranteeIndex(o, p) => {
-            s.put(&[3]);
             s.put(&o.0.to_le_bytes());
             s.put(&p.0.to_le_bytes());
         }
-        Key::Audit(p) => {
-            s.put(&[4]);
-            s.put(&p.0.to_le_bytes());
-        }
-        Key::Study(st) => {
-            s.put(&[5]);
-            s.put(&st.0.to_le_bytes());
-        }
-        Key::Claim(c) => {
-            s.put(&[6]);
-            s.put(&c.0.to_le_bytes());
-        }
+        Key::Audit(p) => s.put(&p.0.to_le_bytes()),
+        Key::Study(st) => s.put(&st.0.to_le_bytes()),
+        Key::Claim(c) => s.put(&c.0.to_le_bytes()),
         Key::ClaimDedup(p, code, day) => {
-            s.put(&[7]);
             s.put(&p.0.to_le_bytes());
             s.put(&code.to_le_bytes());
             s.put(&day.to_le_bytes());
         }
         Key::ClaimDaily(p, o, day) => {
-            s.put(&[8]);
             s.put(&p.0.to_le_bytes());
             s.put(&o.0.to_le_bytes());
             s.put(&day.to_le_bytes());
         }
-        Key::Package(pk) => {
-            s.put(&[9]);
-            s.put(&pk.0.to_le_bytes());
-        }
+        Key::Package(pk) => s.put(&pk.0.to_le_bytes()),
     }
 }
 
-fn encode_value<S: Sink>(v: &Value, s: &mut S) {
-    match v {
+/// Writes the value's body and fills the value's part of the tweak (tag, aux byte, extra).
+fn encode_value_body<S: Sink>(v: &Value, s: &mut S, tweak: &mut [u8; 32]) {
+    let tag = match v {
         Value::Balance(b) => {
-            s.put(&[0]);
             s.put(&b.to_le_bytes());
+            0
         }
         Value::Record(r) => {
-            s.put(&[1]);
             s.put(&r.patient.0.to_le_bytes());
             s.put(&r.custodian.0.to_le_bytes());
-            s.put(&[resource_kind_tag(r.resource)]);
+            tweak[TWEAK_AUX] = resource_kind_tag(r.resource);
             s.put(&r.doc_hash);
             s.put(&r.size_bytes.to_le_bytes());
             s.put(&r.version.to_le_bytes());
+            1
         }
         Value::Consent(c) => {
-            s.put(&[2, c.scope.0]);
+            tweak[TWEAK_AUX] = c.scope.0;
             s.put(&c.expires_at_ms.to_le_bytes());
+            2
         }
         Value::Audit(a) => {
-            s.put(&[3]);
             s.put(&a.count.to_le_bytes());
             s.put(&a.head);
+            3
         }
         Value::Study(st) => {
-            s.put(&[4]);
             s.put(&st.patient.0.to_le_bytes());
             s.put(&st.centre.0.to_le_bytes());
-            s.put(&[modality_tag(st.modality)]);
+            tweak[TWEAK_AUX] = modality_tag(st.modality);
             s.put(&st.content_root);
             s.put(&st.size_bytes.to_le_bytes());
-            s.put(&st.chunk_count.to_le_bytes());
+            tweak[TWEAK_EXTRA..TWEAK_EXTRA + 4].copy_from_slice(&st.chunk_count.to_le_bytes());
+            4
         }
         Value::Claim(c) => {
-            s.put(&[5]);
             s.put(&c.patient.0.to_le_bytes());
             s.put(&c.provider.0.to_le_bytes());
             s.put(&c.payer.0.to_le_bytes());
@@ -295,23 +307,23 @@ fn encode_value<S: Sink>(v: &Value, s: &mut S) {
             s.put(&c.service_day.to_le_bytes());
             s.put(&c.billed_cents.to_le_bytes());
             s.put(&c.approved_cents.to_le_bytes());
-            s.put(&[match c.status {
+            tweak[TWEAK_AUX] = match c.status {
                 ClaimStatus::Submitted => 0,
                 ClaimStatus::Approved => 1,
                 ClaimStatus::Denied => 2,
                 ClaimStatus::Paid => 3,
-            }]);
+            };
+            5
         }
         Value::ClaimRef(c) => {
-            s.put(&[6]);
             s.put(&c.0.to_le_bytes());
+            6
         }
         Value::Count(n) => {
-            s.put(&[7]);
             s.put(&n.to_le_bytes());
+            7
         }
         Value::Package(p) => {
-            s.put(&[8]);
             s.put(&p.product.to_le_bytes());
             s.put(&p.holder.0.to_le_bytes());
             match p.status {
@@ -327,17 +339,21 @@ fn encode_value<S: Sink>(v: &Value, s: &mut S) {
             }
             s.put(&p.excursions.to_le_bytes());
             s.put(&p.last_excursion_x10.to_le_bytes());
+            8
         }
-    }
+    };
+    tweak[TWEAK_VALUE_TAG] = tag;
 }
 
-/// The leaf digest `H(key, value)`.
+/// The leaf digest `H(key, value)` (see the module docs for the tweaked-key layout).
 #[inline]
 pub fn leaf_hash(k: &Key, v: &Value) -> Hash32 {
-    let mut buf = StackBuf::<MAX_LEAF_INPUT>::new();
-    encode_key(k, &mut buf);
-    encode_value(v, &mut buf);
-    keyed(&STATE_LEAF_KEY, buf.as_slice())
+    let mut tweak = STATE_LEAF_KEY;
+    tweak[TWEAK_KEY_TAG] = key_tag(k);
+    let mut buf = StackBuf::<MAX_LEAF_BODY>::new();
+    encode_key_body(k, &mut buf);
+    encode_value_body(v, &mut buf, &mut tweak);
+    keyed(&tweak, buf.as_slice())
 }
 
 /// A 256-bit AdHash accumulator (sum of leaf digests mod 2^256).

@@ -449,7 +449,10 @@ fn commit_or_abort_of_unknown_xid_is_a_clean_rejection() {
 
 #[test]
 fn default_is_escrow() {
-    assert_eq!(LedgerConfig::default().account_locking, AccountLocking::Escrow);
+    assert_eq!(
+        LedgerConfig::default().account_locking,
+        AccountLocking::Escrow
+    );
     assert_eq!(
         Ledger::new(&genesis(), 2).account_locking(),
         AccountLocking::Escrow
@@ -514,14 +517,18 @@ fn no_wait_locking() {
     assert_eq!(c.receipts, vec![Receipt::Aborted, Receipt::Vote(Vote::Yes)]);
 }
 
-/// Org ids (on `n` shards) of two distinct hospitals on one shard and an insurer elsewhere.
-fn hot_insurer_setup(n: u32) -> Option<(OrgId, OrgId)> {
-    let ins = ledger_core::routing::org_shard(INS, n);
-    let hs: Vec<OrgId> = [H1, H2, H3]
-        .into_iter()
-        .filter(|h| ledger_core::routing::org_shard(*h, n) != ins)
-        .collect();
-    (hs.len() >= 2).then(|| (hs[0], hs[1]))
+/// The smallest shard count where two hospitals live off `INS`'s shard, and those two.
+fn hot_insurer_setup() -> (u32, OrgId, OrgId) {
+    (2..=16u32)
+        .find_map(|n| {
+            let ins = ledger_core::routing::org_shard(INS, n);
+            let hs: Vec<OrgId> = [H1, H2, H3]
+                .into_iter()
+                .filter(|h| ledger_core::routing::org_shard(*h, n) != ins)
+                .collect();
+            (hs.len() >= 2).then(|| (n, hs[0], hs[1]))
+        })
+        .expect("some shard count separates the insurer from two hospitals")
 }
 
 /// Two approved claims of patients covered by `INS`, paid to `h_a` and `h_b` in one round.
@@ -559,8 +566,7 @@ fn two_claim_payments(l: &mut Ledger, co: &mut Coordinator, h_a: OrgId, h_b: Org
 #[test]
 fn hot_insurer_two_claim_payments_in_one_block() {
     let g = genesis();
-    let n = 4u32;
-    let (h_a, h_b) = hot_insurer_setup(n).expect("two hospitals off the insurer's shard");
+    let (n, h_a, h_b) = hot_insurer_setup();
     for (mode, second) in [
         (
             AccountLocking::Lock,
@@ -574,7 +580,11 @@ fn hot_insurer_two_claim_payments_in_one_block() {
         let before = balance(&l, INS);
         let out = co.run_round(&mut l, &pays, 3);
         assert_eq!(out, vec![TxOutcome::Committed, second], "{mode:?}");
-        let paid = if second == TxOutcome::Committed { 1800 } else { 900 };
+        let paid = if second == TxOutcome::Committed {
+            1800
+        } else {
+            900
+        };
         assert_eq!(balance(&l, INS), before - paid, "{mode:?}");
         assert_eq!(l.total_money(), g.total_money());
     }
@@ -583,8 +593,7 @@ fn hot_insurer_two_claim_payments_in_one_block() {
 #[test]
 fn escrow_still_locks_hot_patients() {
     let g = genesis();
-    let n = 4u32;
-    let (h_a, _) = hot_insurer_setup(n).expect("a hospital off the insurer's shard");
+    let (n, h_a, _) = hot_insurer_setup();
     let mut l = ledger_with(&g, n, AccountLocking::Escrow);
     let mut co = Coordinator::new(1);
     let pays = two_claim_payments(&mut l, &mut co, h_a, h_a);
@@ -661,7 +670,10 @@ fn escrow_holds_reduce_available_balance() {
     }
     // Abort releases xid 1's hold; commit finalises xid 3's debit.
     let r = l.shards[s].apply_block(
-        vec![ShardOp::Abort { xid: XId(1) }, ShardOp::Commit { xid: XId(3) }],
+        vec![
+            ShardOp::Abort { xid: XId(1) },
+            ShardOp::Commit { xid: XId(3) },
+        ],
         3,
     );
     assert_eq!(r.receipts, vec![Receipt::Aborted, Receipt::Committed]);
@@ -682,7 +694,10 @@ fn escrow_holds_reduce_available_balance() {
         ],
         4,
     );
-    assert_eq!(r.receipts, vec![Receipt::Vote(Vote::Yes), Receipt::Committed]);
+    assert_eq!(
+        r.receipts,
+        vec![Receipt::Vote(Vote::Yes), Receipt::Committed]
+    );
     assert_eq!(balance(&l, other), before + 1_000);
     assert_eq!(l.total_money(), g.total_money());
 }
@@ -813,9 +828,9 @@ proptest! {
         prop_assert!(all_yes);
         prop_assert_eq!(l.total_money(), g.total_money());
         let held: u128 = l.shards.iter().map(|s| s.held_cents()).sum();
-        let expect_held = match (locking, set.is_cross_shard()) {
-            (AccountLocking::Escrow, true) => amount as u128,
-            _ => 0,
+        let expect_held = match locking {
+            AccountLocking::Escrow => amount as u128,
+            AccountLocking::Lock => 0,
         };
         prop_assert_eq!(held, expect_held);
         let mut per = vec![Vec::new(); n as usize];

@@ -161,3 +161,56 @@ fn demo_report_prints() {
     verify_dir(&tmp.path().join("ledger")).unwrap();
     println!("{r}\nverify took {:?}", t.elapsed());
 }
+
+/// An escrow-mode ledger (the default) exports and verifies; the manifest binds the mode:
+/// replaying the same blocks under `Lock` (manifest byte 12, checksum recomputed) fails.
+#[test]
+fn escrow_log_verifies_and_mode_is_bound() {
+    use ledger_core::genesis::GenesisBuilder;
+    use ledger_core::hashing::{keyed, MANIFEST_KEY};
+    use ledger_core::types::{OrgId, OrgKind, Tx};
+    use ledger_core::{AccountLocking, Coordinator, Ledger};
+
+    let mut b = GenesisBuilder::new().insurer(OrgId(100), 1_000_000, 0);
+    for h in 1..=6 {
+        b = b.org(OrgId(h), OrgKind::Hospital, 0);
+    }
+    let g = b.build().unwrap();
+    let mut l = Ledger::new(&g, 4);
+    assert_eq!(l.account_locking(), AccountLocking::Escrow);
+    let mut co = Coordinator::new(1);
+    for round in 0..4u64 {
+        // Six concurrent payments from one hot insurer account per round.
+        let txs: Vec<Tx> = (1..=6)
+            .map(|h| Tx::Payment {
+                from: OrgId(100),
+                to: OrgId(h),
+                amount_cents: 10 + round,
+            })
+            .collect();
+        co.run_round(&mut l, &txs, round * 10);
+        assert_eq!(l.total_money(), g.total_money());
+    }
+    assert!(
+        co.stats.committed > 4,
+        "escrow lets hot-account payments commit"
+    );
+    assert_eq!(co.stats.aborted, 0);
+    let tmp = tempfile::tempdir().unwrap();
+    ledger_core::log::export(&l, tmp.path()).unwrap();
+    let report = verify_dir(tmp.path()).unwrap();
+    assert_eq!(report.state_roots, l.state_roots());
+
+    let mpath = tmp.path().join("manifest.bin");
+    let mut m = std::fs::read(&mpath).unwrap();
+    assert_eq!(m[12], AccountLocking::Escrow.code());
+    m.truncate(m.len() - 32);
+    m[12] = AccountLocking::Lock.code();
+    let sum = keyed(&MANIFEST_KEY, &m);
+    m.extend_from_slice(&sum);
+    std::fs::write(&mpath, &m).unwrap();
+    assert!(matches!(
+        verify_dir(tmp.path()),
+        Err(VerifyError::Mismatch { .. })
+    ));
+}

@@ -1,14 +1,13 @@
 //! Block execution in ledger-core: each committed block is executed once per
 //! shard (not per replica; the per-replica cost is the CPU model's job).
 
-use ledger_core::genesis::GenesisIndex;
-use ledger_core::types::{OrgKind, ShardId};
-use ledger_core::{AppliedBlock, Genesis, GenesisBuilder, ShardLedger, ShardOp};
+use ledger_core::types::OrgKind;
+use ledger_core::{AppliedBlock, Genesis, GenesisBuilder, Ledger, LedgerConfig, ShardOp};
 use workloads::Consortium;
 
-/// One [`ShardLedger`] per shard, at the consortium's genesis.
+/// The sharded ledger of a run, at the consortium's genesis.
 pub struct Executor {
-    shards: Vec<ShardLedger>,
+    ledger: Ledger,
     genesis_money: u128,
 }
 
@@ -34,31 +33,38 @@ pub fn genesis_of(consortium: &Consortium) -> Result<Genesis, String> {
 }
 
 impl Executor {
-    /// Ledgers for `shards` shards at `genesis`.
-    pub fn new(genesis: &Genesis, shards: u32) -> Self {
-        let index = GenesisIndex::new(genesis);
+    /// Ledgers for `shards` shards at `genesis`; `log_max_bytes` keeps each shard's
+    /// block log in memory (for export) up to that many bytes, `None` keeps none.
+    pub fn new(genesis: &Genesis, shards: u32, log_max_bytes: Option<usize>) -> Self {
+        let config = LedgerConfig {
+            log_max_bytes,
+            ..LedgerConfig::default()
+        };
         Executor {
-            shards: (0..shards)
-                .map(|s| ShardLedger::new(index.clone(), ShardId(s), shards, None))
-                .collect(),
+            ledger: Ledger::with_config(genesis, shards, config),
             genesis_money: genesis.total_money(),
         }
     }
 
     /// Execute a block of `ops` on `shard` at `timestamp_ms`.
     pub fn apply(&mut self, shard: u32, ops: Vec<ShardOp>, timestamp_ms: u64) -> AppliedBlock {
-        self.shards[shard as usize].apply_block(ops, timestamp_ms)
+        self.ledger.shards[shard as usize].apply_block(ops, timestamp_ms)
     }
 
     /// Current height of `shard`'s ledger.
     pub fn height(&self, shard: u32) -> u64 {
-        self.shards[shard as usize].tip().height
+        self.ledger.shards[shard as usize].tip().height
     }
 
     /// Money conservation: balances plus money in flight between shards equal the
     /// genesis supply. Returns `(now, genesis)` when they differ.
     pub fn money_mismatch(&self) -> Option<(i128, u128)> {
-        let total: i128 = self.shards.iter().map(ShardLedger::money).sum();
+        let total: i128 = self.ledger.shards.iter().map(|s| s.money()).sum();
         (total != self.genesis_money as i128).then_some((total, self.genesis_money))
+    }
+
+    /// The ledger (for export with `ledger_core::log::export`).
+    pub fn into_ledger(self) -> Ledger {
+        self.ledger
     }
 }

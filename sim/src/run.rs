@@ -109,6 +109,9 @@ pub struct RunResult {
     pub recv_bytes_per_node: Vec<u64>,
     /// Per-transaction records (only with `metrics.record_transactions`).
     pub transactions: Vec<ClientTx>,
+    /// The executed ledger with its block logs (only with `metrics.keep_ledger_log`);
+    /// export it with `ledger_core::log::export(&ledger, &dir.join("ledger"))`.
+    pub ledger: Option<ledger_core::Ledger>,
     metrics: Metrics,
 }
 
@@ -162,6 +165,7 @@ pub fn run_protocol<P: Protocol>(
         sent_msgs_per_node: out.net.sent_msgs,
         recv_bytes_per_node: out.net.recv_bytes,
         transactions: out.tx_records,
+        ledger: out.ledger,
         metrics: m,
     })
 }

@@ -34,6 +34,9 @@ pub struct MetricsConfig {
     pub record_transactions: bool,
     /// Width of a time-series bucket, s.
     pub timeseries_bucket_s: f64,
+    /// Keep every shard's block log in memory so that the run's ledger can be
+    /// exported and verified offline (`RunResult::ledger`, `ledgersim verify`).
+    pub keep_ledger_log: bool,
 }
 
 impl Default for MetricsConfig {
@@ -41,6 +44,7 @@ impl Default for MetricsConfig {
         MetricsConfig {
             record_transactions: false,
             timeseries_bucket_s: 1.0,
+            keep_ledger_log: false,
         }
     }
 }

@@ -103,6 +103,7 @@ pub(crate) struct Outcome {
     pub(crate) sim_time_ns: u64,
     pub(crate) digest: [u8; 32],
     pub(crate) tx_records: Vec<ClientTx>,
+    pub(crate) ledger: Option<ledger_core::Ledger>,
 }
 
 type MsgOf<P> = <<P as Protocol>::Replica as Replica>::Msg;
@@ -142,6 +143,10 @@ pub struct Simulation<'o, P: Protocol> {
     trace: Option<std::io::BufWriter<std::fs::File>>,
     max_inbox: usize,
 }
+
+/// Cap on each shard's in-memory block log when `metrics.keep_ledger_log` is on
+/// (a named limit; past it the log stops and export reports the overflow).
+pub const LEDGER_LOG_MAX_BYTES_PER_SHARD: usize = 1 << 30;
 
 /// Most client transactions one run may hold (a named limit; `u32` handles).
 pub const MAX_CLIENT_TXS: usize = u32::MAX as usize - 1;
@@ -257,7 +262,14 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     next_exec: 1,
                 })
                 .collect(),
-            executor: Executor::new(&genesis, shards),
+            executor: Executor::new(
+                &genesis,
+                shards,
+                scenario
+                    .metrics
+                    .keep_ledger_log
+                    .then_some(LEDGER_LOG_MAX_BYTES_PER_SHARD),
+            ),
             metrics: Metrics::new(end_ns, warmup_ns, bucket_ns),
             digest: blake3::Hasher::new_derive_key("ledgersim sim trace digest v1"),
             end_ns,
@@ -381,6 +393,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             sim_time_ns: self.end_ns,
             digest: *self.digest.finalize().as_bytes(),
             tx_records,
+            ledger: self
+                .scenario
+                .metrics
+                .keep_ledger_log
+                .then(|| self.executor.into_ledger()),
         })
     }
 

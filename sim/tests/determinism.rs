@@ -127,3 +127,28 @@ fn cross_shard_fraction_runs_two_phase_commit() {
     );
     assert!(r.committed_tx() > 0);
 }
+
+#[test]
+fn executed_ledger_exports_and_verifies() {
+    let mut s = small();
+    s.apply_override("metrics.keep_ledger_log", "true")
+        .expect("override");
+    s.apply_override("cross_shard_fraction", "0.2")
+        .expect("override");
+    let r = run(&s, &RunOptions::default()).expect("run");
+    let ledger = r.ledger.as_ref().expect("ledger kept");
+    let heights: u64 = ledger.shards.iter().map(|l| l.tip().height).sum();
+    assert_eq!(
+        heights,
+        r.blocks_committed(),
+        "every committed block executed once"
+    );
+    let dir = std::env::temp_dir().join(format!("sim-ledger-{}", std::process::id()));
+    ledger_core::log::export(ledger, &dir).expect("export");
+    ledger_core::log::verify_dir(&dir).expect("exported log verifies");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+    assert!(run(&small(), &RunOptions::default())
+        .expect("run")
+        .ledger
+        .is_none());
+}

@@ -89,9 +89,18 @@ fn leader_crash_times_out_and_commits_resume() {
             committed_between(&r, 2.0, 4.0) > 1_000.0,
             "n={n}: commits before the crash"
         );
+        // The crashed node leads every n-th view, so every n views wait out a view
+        // timeout: the commit rate must visibly dip (a 1 s bucket may still hold the
+        // commits of the other views, so a full gap is not required).
+        let before_per_s = committed_between(&r, 2.0, 4.0) / 2.0;
+        let worst_after = s
+            .iter()
+            .filter(|(t, _, _)| *t >= 4.0 && *t < 14.0)
+            .map(|(_, c, _)| *c)
+            .fold(f64::INFINITY, f64::min);
         assert!(
-            s.iter().any(|(t, c, _)| *t >= 4.0 && *c == 0.0),
-            "n={n}: expected a gap in commits after the crash"
+            worst_after < 0.5 * before_per_s,
+            "n={n}: expected the commit rate to dip after the crash: worst second {worst_after} vs {before_per_s}/s before"
         );
         assert!(
             r.view_changes() > 0,

@@ -76,7 +76,7 @@ fn primary_crash_view_change_and_resume() {
     for n in [4, 7, 16] {
         let s = scenario(
             n,
-            "duration_s = 12\n[[faults]]\nkind = \"crash\"\nnode = 0\nat_s = 4.0\n",
+            "duration_s = 18\n[[faults]]\nkind = \"crash\"\nnode = 0\nat_s = 4.0\n",
         );
         let r = go(&s);
         let ts = series(&r);

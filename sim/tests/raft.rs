@@ -65,7 +65,7 @@ fn traced(s: &Scenario, tag: &str) -> (RunResult, Trace) {
         std::env::temp_dir().join(format!("ledgersim-raft-{tag}-{}.trace", std::process::id()));
     let opts = RunOptions {
         trace_path: Some(path.clone()),
-        progress: None,
+        ..RunOptions::default()
     };
     let r = match run(s, &opts) {
         Ok(r) => r,

@@ -53,11 +53,15 @@ pub const REGISTRY: &[ProtocolEntry] = &[
     entry::<sequencer::Sequencer>(
         "BASELINE ONLY, no fault tolerance: a single leader per shard orders and broadcasts blocks",
     ),
-    entry::<pbft::Pbft>("PBFT (Castro & Liskov): three-phase BFT with checkpoints and view changes, n >= 3f+1"),
+    entry::<pbft::Pbft>(
+        "PBFT (Castro & Liskov): three-phase BFT with checkpoints and view changes, n >= 3f+1",
+    ),
     entry::<hotstuff::HotStuff>(
         "chained HotStuff: rotating leaders, linear votes, three-chain commit, BFT (n = 3f + 1)",
     ),
-    entry::<raft::Raft>("Raft: leader election and log replication; crash faults only (no Byzantine nodes)"),
+    entry::<raft::Raft>(
+        "Raft: leader election and log replication; crash faults only (no Byzantine nodes)",
+    ),
 ];
 
 /// Look up a protocol by name.

@@ -481,8 +481,8 @@ impl Protocol for Raft {
                 ));
             }
         }
-        let topo =
-            Topology::new(&s.network, s.total_nodes() as usize, &[]).map_err(|m| bad("network", m))?;
+        let topo = Topology::new(&s.network, s.total_nodes() as usize, &[])
+            .map_err(|m| bad("network", m))?;
         let nps = s.nodes_per_shard;
         let mut timing = Vec::with_capacity(s.shards as usize);
         for shard in 0..s.shards {
