@@ -34,13 +34,23 @@ const CASES: &[Case] = &[
     case("malformed-toml.toml", &["not valid TOML", "line 6"]),
     case(
         "unknown-top-level-field.toml",
-        &["unknown field `offered_tsp`", "did you mean `offered_tps`?", "allowed here:"],
+        &[
+            "unknown field `offered_tsp`",
+            "did you mean `offered_tps`?",
+            "allowed here:",
+        ],
     ),
     case(
         "unknown-nested-field.toml",
-        &["unknown field `network.latnecy_ms`", "did you mean `latency_ms`?"],
+        &[
+            "unknown field `network.latnecy_ms`",
+            "did you mean `latency_ms`?",
+        ],
     ),
-    case("unknown-workload-field.toml", &["unknown field", "mxi", "mix"]),
+    case(
+        "unknown-workload-field.toml",
+        &["unknown field", "mxi", "mix"],
+    ),
     case(
         "wrong-type.toml",
         &["`shards`", "invalid type: string \"four\"", "expected u32"],
@@ -53,13 +63,21 @@ const CASES: &[Case] = &[
     Case {
         file: Some("bft-n-below-3f-plus-1.toml"),
         args: &[],
-        expect: &["`faults`", "1 Byzantine nodes in shard 0", "tolerates at most 0 of 3 nodes"],
+        expect: &[
+            "`faults`",
+            "1 Byzantine nodes in shard 0",
+            "tolerates at most 0 of 3 nodes",
+        ],
         protocol: Some("pbft"),
     },
     Case {
         file: Some("too-many-byzantine.toml"),
         args: &[],
-        expect: &["`faults`", "2 Byzantine nodes in shard 0", "tolerates at most 1 of 4 nodes"],
+        expect: &[
+            "`faults`",
+            "2 Byzantine nodes in shard 0",
+            "tolerates at most 1 of 4 nodes",
+        ],
         protocol: Some("hotstuff"),
     },
     Case {
@@ -80,7 +98,10 @@ const CASES: &[Case] = &[
         "nan-rate.toml",
         &["`offered_tps`", "must be a finite number >= 0, got NaN"],
     ),
-    case("nan-loss.toml", &["`network.loss`", "must be a finite number >= 0"]),
+    case(
+        "nan-loss.toml",
+        &["`network.loss`", "must be a finite number >= 0"],
+    ),
     case("zero-duration.toml", &["`duration_s`", "must be positive"]),
     case(
         "warmup-not-below-duration.toml",
@@ -88,16 +109,26 @@ const CASES: &[Case] = &[
     ),
     case(
         "fault-unknown-node.toml",
-        &["faults[0] (crash)", "node 99 does not exist (nodes are 0..4)"],
+        &[
+            "faults[0] (crash)",
+            "node 99 does not exist (nodes are 0..4)",
+        ],
     ),
     case(
         "fault-end-before-start.toml",
         &["faults[0] (partition)", "not before the start"],
     ),
-    case("fault-unknown-kind.toml", &["unknown variant `meteor`", "crash"]),
+    case(
+        "fault-unknown-kind.toml",
+        &["unknown variant `meteor`", "crash"],
+    ),
     case(
         "unknown-consensus.toml",
-        &["unknown consensus protocol \"paxos\"", "allowed:", "sequencer"],
+        &[
+            "unknown consensus protocol \"paxos\"",
+            "allowed:",
+            "sequencer",
+        ],
     ),
     case(
         "memory-over-bound.toml",
@@ -137,7 +168,10 @@ const CASES: &[Case] = &[
         ],
         protocol: None,
     },
-    case("sweeps/unknown-field.toml", &["unknown field `gird`", "grid"]),
+    case(
+        "sweeps/unknown-field.toml",
+        &["unknown field `gird`", "grid"],
+    ),
     case(
         "sweeps/empty-grid-list.toml",
         &["grid.shards", "the list of values is empty"],

@@ -64,7 +64,10 @@ fn temp_leftovers(dir: &Path) -> Vec<PathBuf> {
     };
     for e in rd {
         let p = e.expect("entry").path();
-        let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         if name.contains(".tmp-") || name.ends_with(".tmp") {
             out.push(p.clone());
         }
@@ -102,7 +105,9 @@ fn mtime(p: &Path) -> SystemTime {
 /// sweep.csv without the wall_time_s column (the only column that depends on the machine).
 fn csv_without_wall_time(path: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).expect("read sweep.csv");
-    let mut rows = text.lines().map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+    let mut rows = text
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
     let header = rows.next().expect("sweep.csv has a header");
     let wall = header
         .iter()
@@ -145,7 +150,10 @@ fn interrupted_sweep_keeps_finished_points_and_resumes_without_rerunning_them() 
         if let Some(st) = child.try_wait().expect("try_wait") {
             panic!("the sweep exited ({st}) before any point finished");
         }
-        assert!(start.elapsed() < WAIT_LIMIT, "no point finished within {WAIT_LIMIT:?}");
+        assert!(
+            start.elapsed() < WAIT_LIMIT,
+            "no point finished within {WAIT_LIMIT:?}"
+        );
         std::thread::sleep(POLL);
     }
     signal(&child, "INT");
@@ -161,18 +169,42 @@ fn interrupted_sweep_keeps_finished_points_and_resumes_without_rerunning_them() 
         stderr.contains("interrupted") && stderr.contains("--resume"),
         "the interrupt message should say how to resume: {stderr}"
     );
-    assert_eq!(temp_leftovers(&out), Vec::<PathBuf>::new(), "temp files left after SIGINT");
-    assert!(!out.join("sweep.csv").exists(), "an interrupted sweep wrote sweep.csv");
+    assert_eq!(
+        temp_leftovers(&out),
+        Vec::<PathBuf>::new(),
+        "temp files left after SIGINT"
+    );
+    assert!(
+        !out.join("sweep.csv").exists(),
+        "an interrupted sweep wrote sweep.csv"
+    );
     let kept = point_dirs(&out);
-    assert!(!kept.is_empty() && kept.len() < 6, "expected some but not all points: {kept:?}");
+    assert!(
+        !kept.is_empty() && kept.len() < 6,
+        "expected some but not all points: {kept:?}"
+    );
     let mut stamps = Vec::new();
     for d in &kept {
-        for f in ["summary.json", "point.json", "timeseries.csv", "latency.csv", "scenario.toml"] {
+        for f in [
+            "summary.json",
+            "point.json",
+            "timeseries.csv",
+            "latency.csv",
+            "scenario.toml",
+        ] {
             let p = d.join(f);
-            assert!(p.is_file(), "kept point is incomplete: {} missing", p.display());
+            assert!(
+                p.is_file(),
+                "kept point is incomplete: {} missing",
+                p.display()
+            );
             stamps.push((p.clone(), mtime(&p)));
         }
-        assert!(!d.join("failed.json").exists(), "{} marked failed", d.display());
+        assert!(
+            !d.join("failed.json").exists(),
+            "{} marked failed",
+            d.display()
+        );
     }
 
     // 2. Resume: the kept points are not rerun, the rest are, and the sweep completes.
@@ -192,16 +224,25 @@ fn interrupted_sweep_keeps_finished_points_and_resumes_without_rerunning_them() 
         6 - kept.len(),
         kept.len()
     );
-    assert!(r_stdout.contains(&expect), "expected {expect:?} in: {r_stdout}");
+    assert!(
+        r_stdout.contains(&expect),
+        "expected {expect:?} in: {r_stdout}"
+    );
     for (p, t) in &stamps {
         assert_eq!(mtime(p), *t, "{} was rewritten by --resume", p.display());
     }
     assert_eq!(point_dirs(&out).len(), 6);
-    assert_eq!(temp_leftovers(&out), Vec::<PathBuf>::new(), "temp files left after resume");
+    assert_eq!(
+        temp_leftovers(&out),
+        Vec::<PathBuf>::new(),
+        "temp files left after resume"
+    );
 
     // 3. A fresh run with two jobs gives the same table.
     let fresh = work.path().join("fresh");
-    let f = sweep_cmd(&file, &fresh, 2).output().expect("run fresh sweep");
+    let f = sweep_cmd(&file, &fresh, 2)
+        .output()
+        .expect("run fresh sweep");
     assert!(
         f.status.success(),
         "fresh sweep failed: {}",
@@ -220,7 +261,14 @@ fn run_killed_with_sigterm_leaves_no_results_and_no_temp_dir() {
     // About an hour of simulated time: many seconds of wall time, killed well before the end.
     let mut child = Command::new(bin())
         .current_dir(work.path())
-        .args(["run", "default", "--set", "duration_s=3600", "--set", "warmup_s=1"])
+        .args([
+            "run",
+            "default",
+            "--set",
+            "duration_s=3600",
+            "--set",
+            "warmup_s=1",
+        ])
         .arg("--out")
         .arg(&out)
         .args(["--quiet", "--no-plots"])
@@ -237,7 +285,10 @@ fn run_killed_with_sigterm_leaves_no_results_and_no_temp_dir() {
     let status = wait_with_limit(&mut child);
     let output = child.wait_with_output().expect("collect output");
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(!status.success(), "a killed run exited successfully: {stderr}");
+    assert!(
+        !status.success(),
+        "a killed run exited successfully: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "panicked: {stderr}");
     assert!(!out.exists(), "a killed run left {}", out.display());
     let left: Vec<String> = std::fs::read_dir(work.path())

@@ -46,7 +46,11 @@ fn assert_refused(dir: &Path, what: &str, expect: &[&str]) -> String {
         o.stdout,
         o.stderr
     );
-    assert!(!o.stderr.contains("panicked"), "{what}: panicked: {}", o.stderr);
+    assert!(
+        !o.stderr.contains("panicked"),
+        "{what}: panicked: {}",
+        o.stderr
+    );
     assert!(
         o.stderr.starts_with("ledgersim: failed:"),
         "{what}: unexpected stderr: {}",
@@ -58,7 +62,11 @@ fn assert_refused(dir: &Path, what: &str, expect: &[&str]) -> String {
         o.stdout
     );
     for e in expect {
-        assert!(o.stderr.contains(e), "{what}: message lacks {e:?}: {}", o.stderr);
+        assert!(
+            o.stderr.contains(e),
+            "{what}: message lacks {e:?}: {}",
+            o.stderr
+        );
     }
     o.stderr
 }
@@ -83,7 +91,10 @@ fn demo_log() -> Log {
         String::from_utf8_lossy(&out.stderr)
     );
     let ledger = root.path().join("demo").join("ledger");
-    assert!(ledger.join("manifest.bin").is_file(), "demo wrote no manifest");
+    assert!(
+        ledger.join("manifest.bin").is_file(),
+        "demo wrote no manifest"
+    );
     Log {
         _root: root,
         ledger,
@@ -193,7 +204,11 @@ fn reordered_blocks_are_refused() {
     swapped.extend_from_slice(&bytes[b1..]);
     assert_eq!(swapped.len(), bytes.len());
     std::fs::write(dir.join(f), &swapped).expect("write");
-    assert_refused(&dir, "blocks 1 and 2 swapped", &["shard 0 height 1", "height mismatch"]);
+    assert_refused(
+        &dir,
+        "blocks 1 and 2 swapped",
+        &["shard 0 height 1", "height mismatch"],
+    );
 }
 
 #[test]
@@ -264,7 +279,9 @@ fn random_bytes_instead_of_a_file_are_refused() {
         );
     }
     let dir = copy_of(&log, "random-manifest");
-    let len = std::fs::metadata(dir.join("manifest.bin")).expect("stat").len() as usize;
+    let len = std::fs::metadata(dir.join("manifest.bin"))
+        .expect("stat")
+        .len() as usize;
     std::fs::write(dir.join("manifest.bin"), noise(7, len)).expect("write");
     assert_refused(&dir, "random manifest", &["manifest"]);
 }

@@ -25,8 +25,7 @@ fuzz_target!(|data: &[u8]| {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .take(MAX_OVERRIDES)
         .collect();
-    let Ok(scenario) = Scenario::from_toml_str_with_overrides(text, "fuzz.toml", &overrides)
-    else {
+    let Ok(scenario) = Scenario::from_toml_str_with_overrides(text, "fuzz.toml", &overrides) else {
         return;
     };
     // Every error is printable (Display must not panic either).
@@ -35,8 +34,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let resolved = scenario.to_toml_string();
-    let again = Scenario::from_toml_str(&resolved, "resolved.toml")
-        .unwrap_or_else(|e| panic!("a validated scenario's resolved TOML does not parse: {e}\n{resolved}"));
+    let again = Scenario::from_toml_str(&resolved, "resolved.toml").unwrap_or_else(|e| {
+        panic!("a validated scenario's resolved TOML does not parse: {e}\n{resolved}")
+    });
     assert!(
         again == scenario,
         "a validated scenario changed through its resolved TOML:\n{resolved}"

@@ -22,7 +22,8 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("ledgersim-fuzz-verify-{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("ledgersim-fuzz-verify-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("create the fixture directory");
         let report = ledger_core::demo::run(&root).expect("the ledger-core demo runs");
@@ -52,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
         ),
         Err(e) => {
             let _ = e.to_string();
-            assert!(e.shard().is_some(), "a shard-file error names no shard: {e}");
+            assert!(
+                e.shard().is_some(),
+                "a shard-file error names no shard: {e}"
+            );
         }
     }
 });

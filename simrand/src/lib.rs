@@ -317,7 +317,8 @@ impl Zipf {
             } else if k > self.n {
                 k = self.n;
             }
-            if k - x <= self.cut || u >= Self::h(k + 0.5, self.s) - libm::exp(-libm::log(k) * self.s)
+            if k - x <= self.cut
+                || u >= Self::h(k + 0.5, self.s) - libm::exp(-libm::log(k) * self.s)
             {
                 return k as u64;
             }
@@ -370,7 +371,10 @@ mod tests {
         let mut v: Vec<f64> = (0..100_001).map(|_| s.lognormal(1.0, 1.6)).collect();
         v.sort_by(|a, b| a.total_cmp(b));
         let median = v[50_000];
-        assert!((median / std::f64::consts::E - 1.0).abs() < 0.03, "median {median}");
+        assert!(
+            (median / std::f64::consts::E - 1.0).abs() < 0.03,
+            "median {median}"
+        );
     }
 
     #[test]
@@ -407,8 +411,14 @@ mod tests {
             counts[t.sample(&mut s)] += 1;
         }
         assert_eq!(counts[1], 0);
-        assert!((counts[0] as f64 / 200_000.0 - 0.1).abs() < 0.005, "{counts:?}");
-        assert!((counts[3] as f64 / 200_000.0 - 0.6).abs() < 0.005, "{counts:?}");
+        assert!(
+            (counts[0] as f64 / 200_000.0 - 0.1).abs() < 0.005,
+            "{counts:?}"
+        );
+        assert!(
+            (counts[3] as f64 / 200_000.0 - 0.6).abs() < 0.005,
+            "{counts:?}"
+        );
         assert!(AliasTable::new(&[]).is_none());
         assert!(AliasTable::new(&[0.0, 0.0]).is_none());
         assert!(AliasTable::new(&[1.0, -1.0]).is_none());

@@ -29,6 +29,16 @@
 //! withholding or equivocating primary is detected. The primary deduplicates
 //! transactions already queued, in a pre-prepare, or recently executed.
 //!
+//! Only gateways hold request timers, and clients may use `f` or fewer of them
+//! (at n = 16, f = 5, the default workload's clients use a handful), so the
+//! `f + 1` join rule below cannot be relied on alone. A backup that receives a
+//! view-change for a higher view from a peer also joins (moves to `view + 1`)
+//! once it has itself accepted no pre-prepare from the primary for
+//! `request_timeout_ms` (its own evidence; the `Suspect` timer re-checks).
+//! Caveat: during an idle period (no load, so no pre-prepares) one faulty
+//! backup's view-change can thus trigger a needless view change (liveness
+//! cost only; safety is unaffected).
+//!
 //! # Checkpoints and garbage collection
 //! Every `checkpoint_interval` (K) sequence numbers a replica broadcasts
 //! `CHECKPOINT(seq, state digest)`; with `q` matching ones the checkpoint is
@@ -38,8 +48,13 @@
 //!
 //! # View change
 //! `VIEW-CHANGE(v + 1, stable checkpoint, P)` carries the prepared certificates
-//! above the checkpoint. The new primary collects `q` of them and sends
-//! `NEW-VIEW(v + 1, V, O)` where `O` re-issues, for every sequence number between
+//! above the checkpoint (each: pre-prepare digest + `q - 1` signed prepares,
+//! never the block body), so at n = 16 with ~50 prepared slots it is ~78 KB.
+//! The new primary collects `q` of them and sends
+//! `NEW-VIEW(v + 1, V, O)` where `V` names the view-changes by
+//! `(sender, digest)` (every replica got them by broadcast; a replica missing
+//! one asks the primary once for the full new-view, `NEW-VIEW-REQUEST`, as in
+//! the TOCS version of PBFT) and `O` re-issues, for every sequence number between
 //! the highest stable checkpoint and the highest prepared one, the block of the
 //! prepared certificate with the highest view, or an empty (null) block. Backups
 //! recompute `O` from `V` and reject a new-view that does not match. If no
@@ -54,10 +69,14 @@
 //! A replica that is behind (after a crash, a missed pre-prepare, or a stable
 //! checkpoint above its state) sends `STATE-REQUEST(from)`. Every peer answers
 //! with the digests of its executed blocks from `from` on (at most
-//! [`MAX_STATE_REPLY_BLOCKS`]), its stable checkpoint, its view and its last
-//! new-view; one designated peer also carries the block bodies (their bytes
-//! are in the message size). A block is adopted once `f + 1` peers vouch for it
-//! (so at least one honest); a view is adopted only through a verified new-view.
+//! [`MAX_STATE_REPLY_BLOCKS`]), its stable checkpoint and its view; one
+//! designated peer also carries the block bodies and, if the requester's view
+//! is lower, its last new-view in full (their bytes are in the message size).
+//! A block is adopted once `f + 1` peers vouch for it (so at least one honest);
+//! a view is adopted only through a verified new-view. Requests that bring
+//! nothing back off exponentially (up to `2^`[`MAX_CATCHUP_BACKOFF_EXP`]), and
+//! buffered pre-prepares of a view below the replica's view-change target do
+//! not trigger requests (such a view can no longer be installed).
 //!
 //! # Durability
 //! The log, view, executed state, history and the primary's next sequence
@@ -123,6 +142,10 @@ pub const MAX_VC_VIEWS_AHEAD: u64 = 64;
 pub const MAX_FUTURE_PRE_PREPARES: usize = 1_024;
 /// Cap on the exponent of the view-change timeout backoff.
 pub const MAX_BACKOFF_EXP: u32 = 6;
+/// Cap on the exponent of the backoff between fruitless state requests.
+pub const MAX_CATCHUP_BACKOFF_EXP: u32 = 5;
+/// Bytes identifying one view-change inside a compact NEW-VIEW (sender + digest).
+pub const VC_REF_BYTES: u64 = 4 + DIGEST_BYTES;
 
 /// `[protocol.pbft]` parameters.
 #[derive(Clone, Debug, Deserialize)]
@@ -190,8 +213,12 @@ pub struct NewViewMsg {
     pub vcs: Vec<Arc<ViewChangeMsg>>,
     /// Re-issued pre-prepares `(seq, block)` (null requests are empty blocks).
     pub o: Vec<(u64, BlockRef)>,
-    /// Size on the wire.
+    /// Size on the wire of the compact form: `V` as `(sender, digest)` pairs
+    /// (every replica received the view-changes by broadcast) plus `O`.
     pub size_bytes: u64,
+    /// Size on the wire of the full form, which carries the `q` view-change
+    /// messages themselves (sent to a replica that lacks some of them).
+    pub full_size_bytes: u64,
 }
 
 /// A state-transfer reply.
@@ -262,13 +289,27 @@ pub enum PbftMsg {
     /// VIEW-CHANGE.
     ViewChange(Arc<ViewChangeMsg>),
     /// NEW-VIEW.
-    NewView(Arc<NewViewMsg>),
+    NewView {
+        /// The new-view.
+        nv: Arc<NewViewMsg>,
+        /// Whether the view-change messages themselves are on the wire
+        /// (`nv.full_size_bytes`) or only their digests (`nv.size_bytes`).
+        with_vcs: bool,
+    },
+    /// A backup that lacks some view-change messages referenced by a compact
+    /// NEW-VIEW asks the new primary for the full one.
+    NewViewRequest {
+        /// The view.
+        view: u64,
+    },
     /// Ask for executed blocks from `from_seq` on.
     StateRequest {
         /// First sequence number wanted.
         from_seq: u64,
-        /// The peer asked to carry the block bodies.
+        /// The peer asked to carry the block bodies (and a newer new-view).
         body_server: NodeId,
+        /// The requester's installed view (a peer in a higher view sends its new-view).
+        view: u64,
     },
     /// Answer to a state request.
     StateReply(Arc<StateReplyMsg>),
@@ -284,8 +325,16 @@ impl Message for PbftMsg {
                 VOTE_BYTES
             }
             PbftMsg::ViewChange(m) => m.size_bytes,
-            PbftMsg::NewView(m) => m.size_bytes,
-            PbftMsg::StateRequest { .. } => HEADER_BYTES + SIG_BYTES,
+            PbftMsg::NewView { nv, with_vcs } => {
+                if *with_vcs {
+                    nv.full_size_bytes
+                } else {
+                    nv.size_bytes
+                }
+            }
+            PbftMsg::NewViewRequest { .. } | PbftMsg::StateRequest { .. } => {
+                HEADER_BYTES + SIG_BYTES
+            }
             PbftMsg::StateReply(m) => m.size_bytes,
         }
     }
@@ -298,7 +347,8 @@ impl Message for PbftMsg {
             PbftMsg::Commit { .. } => "commit",
             PbftMsg::Checkpoint { .. } => "checkpoint",
             PbftMsg::ViewChange(_) => "view-change",
-            PbftMsg::NewView(_) => "new-view",
+            PbftMsg::NewView { .. } => "new-view",
+            PbftMsg::NewViewRequest { .. } => "new-view-request",
             PbftMsg::StateRequest { .. } => "state-request",
             PbftMsg::StateReply(_) => "state-reply",
         }
@@ -318,6 +368,9 @@ pub enum PbftTimer {
     ViewChange(u64),
     /// Check whether this replica is behind and ask for state.
     CatchUp,
+    /// A peer suspects the primary: check whether the primary has been silent
+    /// for `request_timeout_ms` (then join the view change).
+    Suspect,
 }
 
 /// The protocol factory.
@@ -455,6 +508,10 @@ impl Protocol for Pbft {
             catchup_timer: None,
             catchup_attempt: 0,
             catchup_mark: 0,
+            catchup_fruitless: 0,
+            last_primary_ns: 0,
+            suspect_timer: None,
+            nv_fetch: None,
             vouch: BTreeMap::new(),
             snapshots: Vec::new(),
             future_pp: Vec::new(),
@@ -566,6 +623,14 @@ pub struct PbftReplica {
     catchup_timer: Option<TimerId>,
     catchup_attempt: u32,
     catchup_mark: u64,
+    /// Consecutive state requests that brought nothing (backoff exponent).
+    catchup_fruitless: u32,
+    /// When the current primary was last heard from (accepted pre-prepare or
+    /// view installation).
+    last_primary_ns: TimeNs,
+    suspect_timer: Option<TimerId>,
+    /// View whose full new-view was asked of its primary.
+    nv_fetch: Option<u64>,
     vouch: BTreeMap<u64, Vec<(NodeId, BlockRef)>>,
     snapshots: Vec<(NodeId, u64, [u8; 32])>,
     future_pp: Vec<(NodeId, PbftMsg)>,
@@ -1111,10 +1176,14 @@ impl PbftReplica {
             return;
         }
         self.vc_target = Some(new_view);
+        // Pre-prepares of views below the target can no longer be used.
+        self.future_pp
+            .retain(|(_, m)| matches!(m, PbftMsg::PrePrepare { view, .. } if *view >= new_view));
         for t in [
             self.batch_timer.take(),
             self.req_timer.take(),
             self.vc_timer.take(),
+            self.suspect_timer.take(),
         ]
         .into_iter()
         .flatten()
@@ -1190,7 +1259,36 @@ impl PbftReplica {
                 self.start_view_change(ctx, join);
             }
         }
+        self.check_suspect(ctx);
         self.maybe_send_new_view(ctx, target);
+    }
+
+    /// A peer wants a higher view. Only gateways that forwarded requests have a
+    /// request timer, and there may be `f` or fewer of them (clients pick few
+    /// gateways), so the `f + 1` join rule alone may never fire. A backup
+    /// therefore also joins (moves to `view + 1`) when it has itself not heard
+    /// from the primary (no pre-prepare accepted in this view) for
+    /// `request_timeout_ms`: its own evidence, like a request timer on a
+    /// request the client re-sent to all replicas.
+    fn check_suspect(&mut self, ctx: &mut C<'_>) {
+        if !self.active() || self.is_primary() || Self::silent(ctx) {
+            return;
+        }
+        let me = self.me;
+        let suspected = self
+            .vcs
+            .range(self.view + 1..)
+            .any(|(_, l)| l.iter().any(|x| x.from != me));
+        if !suspected {
+            return;
+        }
+        let due = self.last_primary_ns + self.request_timeout_ns;
+        let now = ctx.now();
+        if now >= due {
+            self.start_view_change(ctx, self.view + 1);
+        } else if self.suspect_timer.is_none() {
+            self.suspect_timer = Some(ctx.set_timer(due - now, PbftTimer::Suspect));
+        }
     }
 
     fn maybe_send_new_view(&mut self, ctx: &mut C<'_>, v: u64) {
@@ -1209,19 +1307,23 @@ impl PbftReplica {
             .into_iter()
             .map(|(s, b)| (s, b.unwrap_or_else(|| ctx.make_block(&[], None))))
             .collect();
-        let size_bytes = HEADER_BYTES
-            + SIG_BYTES
-            + vcs.iter().map(|x| x.size_bytes).sum::<u64>()
-            + o.len() as u64 * (HEADER_BYTES + DIGEST_BYTES + SIG_BYTES);
+        let o_bytes = o.len() as u64 * (HEADER_BYTES + DIGEST_BYTES + SIG_BYTES);
+        let size_bytes = HEADER_BYTES + SIG_BYTES + vcs.len() as u64 * VC_REF_BYTES + o_bytes;
+        let full_size_bytes =
+            HEADER_BYTES + SIG_BYTES + vcs.iter().map(|x| x.size_bytes).sum::<u64>() + o_bytes;
         let nv = Arc::new(NewViewMsg {
             view: v,
             vcs,
             o,
             size_bytes,
+            full_size_bytes,
         });
         if Self::byz(ctx).is_none() || Self::byz(ctx) == Some(ByzantineBehaviour::Equivocate) {
             ctx.charge_sign();
-            ctx.broadcast(PbftMsg::NewView(nv.clone()));
+            ctx.broadcast(PbftMsg::NewView {
+                nv: nv.clone(),
+                with_vcs: false,
+            });
         }
         ctx.view_change();
         self.install_new_view(ctx, nv);
@@ -1255,14 +1357,41 @@ impl PbftReplica {
         })
     }
 
-    fn on_new_view(&mut self, ctx: &mut C<'_>, from: NodeId, nv: Arc<NewViewMsg>) {
-        ctx.charge_verify(1 + nv.vcs.len() as u64);
+    /// Signatures to verify for the view-change messages of `nv` this replica
+    /// has not received (and verified) itself; `None` if all are at hand.
+    fn missing_vc_verifications(&self, nv: &NewViewMsg) -> Option<u64> {
+        let have = self.vcs.get(&nv.view);
+        let q = self.q as u64;
+        let cost: u64 = nv
+            .vcs
+            .iter()
+            .filter(|x| !have.is_some_and(|l| l.iter().any(|y| Arc::ptr_eq(x, y))))
+            .map(|x| 1 + q + x.prepared.len() as u64 * (q - 1))
+            .sum();
+        (cost > 0).then_some(cost)
+    }
+
+    fn on_new_view(&mut self, ctx: &mut C<'_>, from: NodeId, nv: Arc<NewViewMsg>, with_vcs: bool) {
+        ctx.charge_verify(1);
         if from != self.primary_of(nv.view)
             || nv.view < self.view
             || self.nv_done >= nv.view
             || self.vc_target.is_some_and(|t| t > nv.view)
         {
             return;
+        }
+        if let Some(cost) = self.missing_vc_verifications(&nv) {
+            if !with_vcs {
+                // The compact form names view-changes this replica never got:
+                // fetch the full new-view once from the new primary.
+                if self.nv_fetch != Some(nv.view) && !Self::silent(ctx) {
+                    self.nv_fetch = Some(nv.view);
+                    ctx.charge_sign();
+                    ctx.send(from, PbftMsg::NewViewRequest { view: nv.view });
+                }
+                return;
+            }
+            ctx.charge_verify(cost);
         }
         if !self.valid_new_view(ctx, &nv) {
             return;
@@ -1275,6 +1404,12 @@ impl PbftReplica {
         self.view = nv.view;
         self.nv_done = nv.view;
         self.vc_target = None;
+        self.nv_fetch = None;
+        self.catchup_fruitless = 0;
+        self.last_primary_ns = ctx.now();
+        if let Some(t) = self.suspect_timer.take() {
+            ctx.cancel_timer(t);
+        }
         if let Some(t) = self.vc_timer.take() {
             ctx.cancel_timer(t);
         }
@@ -1406,6 +1541,7 @@ impl PbftReplica {
         ctx.broadcast(PbftMsg::StateRequest {
             from_seq: self.last_exec + 1,
             body_server,
+            view: self.nv_done,
         });
         self.vouch = self.vouch.split_off(&(self.last_exec + 1));
         self.snapshots.clear();
@@ -1417,6 +1553,7 @@ impl PbftReplica {
         from: NodeId,
         from_seq: u64,
         body_server: NodeId,
+        their_view: u64,
     ) {
         ctx.charge_verify(1);
         if Self::silent(ctx) {
@@ -1440,14 +1577,20 @@ impl PbftReplica {
                 }
             }
         }
-        let nv = self.last_nv.clone().filter(|nv| nv.view == self.view);
+        // A new-view is self-certifying: one copy (from the body server, and
+        // only to a replica in a lower view) is enough. It goes in full, as the
+        // requester missed the view change.
+        let nv = self
+            .last_nv
+            .clone()
+            .filter(|nv| nv.view == self.view && nv.view > their_view && body_server == self.me);
         let size_bytes = HEADER_BYTES
             + SIG_BYTES
             + DIGEST_BYTES
             + q_bytes(self.q)
             + entries.len() as u64 * STATE_ENTRY_BYTES
             + body_bytes
-            + nv.as_ref().map_or(0, |x| x.size_bytes);
+            + nv.as_ref().map_or(0, |x| x.full_size_bytes);
         ctx.charge_sign();
         ctx.send(
             from,
@@ -1471,7 +1614,8 @@ impl PbftReplica {
                 && self.vc_target.is_none_or(|t| t <= nv.view)
                 && self.valid_new_view(ctx, nv)
             {
-                ctx.charge_verify(1 + nv.vcs.len() as u64);
+                let cost = self.missing_vc_verifications(nv).unwrap_or(0);
+                ctx.charge_verify(1 + cost);
                 self.install_new_view(ctx, nv.clone());
             }
         }
@@ -1586,6 +1730,7 @@ impl PbftReplica {
                 if view < self.view || !self.active() {
                     return;
                 }
+                self.last_primary_ns = ctx.now();
                 self.accept_pre_prepare(ctx, view, seq, block);
             }
             PbftMsg::Prepare { view, seq, block } => {
@@ -1626,11 +1771,24 @@ impl PbftReplica {
                 self.check_stable(ctx, seq);
             }
             PbftMsg::ViewChange(vc) => self.on_view_change(ctx, vc),
-            PbftMsg::NewView(nv) => self.on_new_view(ctx, from, nv),
+            PbftMsg::NewView { nv, with_vcs } => self.on_new_view(ctx, from, nv, with_vcs),
+            PbftMsg::NewViewRequest { view } => {
+                ctx.charge_verify(1);
+                if Self::silent(ctx) || ctx.byzantine() == Some(ByzantineBehaviour::Withhold) {
+                    return;
+                }
+                if let Some(nv) = self.last_nv.clone() {
+                    if nv.view == view && self.primary_of(view) == self.me {
+                        ctx.charge_sign();
+                        ctx.send(from, PbftMsg::NewView { nv, with_vcs: true });
+                    }
+                }
+            }
             PbftMsg::StateRequest {
                 from_seq,
                 body_server,
-            } => self.on_state_request(ctx, from, from_seq, body_server),
+                view,
+            } => self.on_state_request(ctx, from, from_seq, body_server, view),
             PbftMsg::StateReply(r) => self.on_state_reply(ctx, from, r),
         }
     }
@@ -1712,14 +1870,37 @@ impl Replica for PbftReplica {
                     self.start_view_change(ctx, next);
                 }
             }
+            PbftTimer::Suspect => {
+                self.suspect_timer = None;
+                self.check_suspect(ctx);
+            }
             PbftTimer::CatchUp => {
                 self.catchup_timer = None;
-                if self.last_exec > self.catchup_mark && self.behind() {
+                let progressed = self.last_exec > self.catchup_mark;
+                if progressed {
+                    self.catchup_fruitless = 0;
+                }
+                // Pre-prepares of a view this replica could still install.
+                let floor = self
+                    .vc_target
+                    .unwrap_or(self.nv_done + 1)
+                    .max(self.nv_done + 1);
+                let future_view = self
+                    .future_pp
+                    .iter()
+                    .any(|(_, m)| matches!(m, PbftMsg::PrePrepare { view, .. } if *view >= floor));
+                if progressed && self.behind() {
                     // Still progressing on its own: look again later.
                     self.arm_catchup(ctx);
-                } else if self.behind() || self.future_pp.iter().any(|(_, m)| matches!(m, PbftMsg::PrePrepare { view, .. } if *view > self.nv_done)) {
+                } else if self.behind() || future_view {
                     self.request_state(ctx);
-                    self.catchup_timer = Some(ctx.set_timer(4 * self.state_delay_ns.max(1), PbftTimer::CatchUp));
+                    // Back off while requests bring nothing (bounded).
+                    let exp = self.catchup_fruitless.min(MAX_CATCHUP_BACKOFF_EXP);
+                    self.catchup_fruitless = self.catchup_fruitless.saturating_add(1);
+                    self.catchup_mark = self.last_exec;
+                    self.catchup_timer = Some(
+                        ctx.set_timer((4 * self.state_delay_ns.max(1)) << exp, PbftTimer::CatchUp),
+                    );
                 }
             }
         }
@@ -1741,6 +1922,9 @@ impl Replica for PbftReplica {
         self.req_timer = None;
         self.vc_timer = None;
         self.catchup_timer = None;
+        self.suspect_timer = None;
+        self.nv_fetch = None;
+        self.catchup_fruitless = 0;
         if let Some(v) = self.vc_target.take() {
             // Resume the interrupted view change.
             self.start_view_change(ctx, v);
