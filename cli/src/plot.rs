@@ -1105,7 +1105,26 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
         if !numeric {
             continue;
         }
-        let others: Vec<&String> = varying.iter().copied().filter(|o| o != param).collect();
+        // Group lines by the other varying parameters, except those that are a function of
+        // this one (a `[[points]]` list that scales, say, clients with shards): grouping by
+        // them would give every point its own line.
+        let determined = |o: &String| {
+            let mut pairs: Vec<(String, String)> = ok
+                .iter()
+                .map(|r| {
+                    let cell = |k: &String| table.cell(r, k).map(|c| c.to_text()).unwrap_or_default();
+                    (cell(param), cell(o))
+                })
+                .collect();
+            pairs.sort();
+            pairs.dedup();
+            pairs.windows(2).all(|w| w[0].0 != w[1].0)
+        };
+        let others: Vec<&String> = varying
+            .iter()
+            .copied()
+            .filter(|o| o != param && !determined(o))
+            .collect();
         // group label -> rows
         let mut groups: BTreeMap<String, Vec<&output::TableRow>> = BTreeMap::new();
         for r in &ok {
