@@ -1112,7 +1112,8 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             let mut pairs: Vec<(String, String)> = ok
                 .iter()
                 .map(|r| {
-                    let cell = |k: &String| table.cell(r, k).map(|c| c.to_text()).unwrap_or_default();
+                    let cell =
+                        |k: &String| table.cell(r, k).map(|c| c.to_text()).unwrap_or_default();
                     (cell(param), cell(o))
                 })
                 .collect();
@@ -1240,7 +1241,10 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             right,
         };
         written.extend(render(dir, &sweep_plot_stem(param), &fig)?);
-        let split = table.header.iter().any(|h| h == "cross_shard_latency_ms_p50");
+        let split = table
+            .header
+            .iter()
+            .any(|h| h == "cross_shard_latency_ms_p50");
         if param.as_str() == "cross_shard_fraction" && split {
             // Throughput, and the latency of cross-shard vs single-shard transactions.
             let mut left = Panel {
