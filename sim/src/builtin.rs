@@ -35,6 +35,16 @@ pub const BUILTINS: &[(&str, &str, &str)] = &[
         "16 shards of 7 nodes over six regions, 20,000 tx/s, 10 s",
         include_str!("../../scenarios/large.toml"),
     ),
+    (
+        "sharded",
+        "8 PBFT committees of 4 (random assignment), 10% cross-shard, client resends",
+        include_str!("../../scenarios/sharded.toml"),
+    ),
+    (
+        "shards-64",
+        "64 shards x 16 PBFT nodes = 1,024 nodes, 10% cross-shard, 30,000 tx/s",
+        include_str!("../../scenarios/shards-64.toml"),
+    ),
 ];
 
 /// Names and descriptions of the built-in scenarios.
