@@ -14,6 +14,7 @@ pub mod builtin;
 pub mod client;
 pub mod error;
 pub mod faults;
+pub mod idset;
 pub mod kernel;
 pub mod ledger;
 pub mod metrics;

@@ -101,6 +101,7 @@
 //! view-change / new-view certificates); the primary hashes each block it
 //! creates and each backup hashes each block it receives (`charge_hash`).
 
+use crate::idset::IdSet;
 use crate::kernel::{TimeNs, NS_PER_MS};
 use crate::protocol::{
     BlockRef, ByzantineBehaviour, Ctx, Message, NodeId, Protocol, Replica, TimerId, TxRef,
@@ -502,7 +503,7 @@ impl Protocol for Pbft {
             waiting: FxHashMap::default(),
             waiting_order: VecDeque::new(),
             req_timer: None,
-            recent_done: FxHashSet::default(),
+            recent_done: IdSet::new(),
             recent_done_order: VecDeque::new(),
             vcs: BTreeMap::new(),
             catchup_timer: None,
@@ -616,7 +617,7 @@ pub struct PbftReplica {
     waiting: FxHashMap<u32, TxRef>,
     waiting_order: VecDeque<(u32, TimeNs)>,
     req_timer: Option<TimerId>,
-    recent_done: FxHashSet<u32>,
+    recent_done: IdSet,
     recent_done_order: VecDeque<u32>,
     // View change / state transfer (volatile).
     vcs: BTreeMap<u64, Vec<Arc<ViewChangeMsg>>>,
@@ -749,7 +750,7 @@ impl PbftReplica {
     // ----- client requests -------------------------------------------------
 
     fn enqueue(&mut self, ctx: &mut C<'_>, tx: TxRef) {
-        if self.queued.contains(&tx.id) || self.recent_done.contains(&tx.id) {
+        if self.queued.contains(&tx.id) || self.recent_done.contains(tx.id) {
             return;
         }
         if self.pending.len() >= MAX_PENDING_TXS {
@@ -762,7 +763,7 @@ impl PbftReplica {
     }
 
     fn add_waiting(&mut self, ctx: &mut C<'_>, tx: TxRef) {
-        if self.waiting.contains_key(&tx.id) || self.recent_done.contains(&tx.id) {
+        if self.waiting.contains_key(&tx.id) || self.recent_done.contains(tx.id) {
             return;
         }
         if self.waiting.len() >= MAX_PENDING_TXS {
@@ -1071,7 +1072,7 @@ impl PbftReplica {
         }
         while self.recent_done_order.len() > MAX_RECENT_DONE {
             if let Some(id) = self.recent_done_order.pop_front() {
-                self.recent_done.remove(&id);
+                self.recent_done.remove(id);
             }
         }
         ctx.charge_execute(n_txs as u64);
