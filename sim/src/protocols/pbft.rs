@@ -496,7 +496,7 @@ impl Protocol for Pbft {
             checkpoints: BTreeMap::new(),
             next_seq: 1,
             pending: VecDeque::new(),
-            queued: FxHashSet::default(),
+            queued: IdSet::new(),
             batch_timer: None,
             fwd_buf: Vec::new(),
             fwd_timer: None,
@@ -610,7 +610,7 @@ pub struct PbftReplica {
     next_seq: u64,
     // Requests (volatile).
     pending: VecDeque<(TxRef, TimeNs)>,
-    queued: FxHashSet<u32>,
+    queued: IdSet,
     batch_timer: Option<TimerId>,
     fwd_buf: Vec<TxRef>,
     fwd_timer: Option<TimerId>,
@@ -750,7 +750,7 @@ impl PbftReplica {
     // ----- client requests -------------------------------------------------
 
     fn enqueue(&mut self, ctx: &mut C<'_>, tx: TxRef) {
-        if self.queued.contains(&tx.id) || self.recent_done.contains(tx.id) {
+        if self.queued.contains(tx.id) || self.recent_done.contains(tx.id) {
             return;
         }
         if self.pending.len() >= MAX_PENDING_TXS {
@@ -1064,8 +1064,10 @@ impl PbftReplica {
         assert_eq!(seq, self.last_exec + 1, "pbft executes out of order");
         let n_txs = ctx.block_txs(block).len();
         for tx in ctx.block_txs(block) {
-            self.waiting.remove(&tx.id);
-            self.queued.remove(&tx.id);
+            if !self.waiting.is_empty() {
+                self.waiting.remove(&tx.id);
+            }
+            self.queued.remove(tx.id);
             if self.recent_done.insert(tx.id) {
                 self.recent_done_order.push_back(tx.id);
             }
@@ -1445,7 +1447,9 @@ impl PbftReplica {
         if self.is_primary() {
             self.next_seq = max_s.max(self.h) + 1;
             self.queued.clear();
-            self.queued.extend(o_txs.iter().copied());
+            for &id in &o_txs {
+                self.queued.insert(id);
+            }
             for &(tx, _) in &self.pending {
                 self.queued.insert(tx.id);
             }
