@@ -3,6 +3,7 @@
 
 #![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items.
 
+use benches::cpu_time::ThreadCpuTime;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -16,11 +17,11 @@ const PATIENTS: u64 = 100_000;
 /// Ops applied per iteration of the parallel bench, whatever the shard count.
 const PARALLEL_TOTAL_OPS: usize = 8192;
 
-fn quick(c: &mut Criterion) -> &mut Criterion {
+fn quick(c: &mut Criterion<ThreadCpuTime>) -> &mut Criterion<ThreadCpuTime> {
     c
 }
 
-fn tx_ids(c: &mut Criterion) {
+fn tx_ids(c: &mut Criterion<ThreadCpuTime>) {
     let txs = MixGen::new(PATIENTS).txs(1024);
     let mut g = quick(c).benchmark_group("ledger/tx_id");
     g.sample_size(20)
@@ -39,7 +40,7 @@ fn tx_ids(c: &mut Criterion) {
     g.finish();
 }
 
-fn merkle(c: &mut Criterion) {
+fn merkle(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("ledger/merkle");
     g.sample_size(20)
         .measurement_time(Duration::from_secs(2))
@@ -94,7 +95,7 @@ const WARM_BLOCKS: u64 = 8;
 /// doubles (a rehash of every entry into freshly faulted pages) every few samples, so a
 /// sample either contained a doubling or did not. Now every iteration does identical
 /// work from identical state, growth included only as far as this one block causes it.
-fn apply_block(c: &mut Criterion) {
+fn apply_block(c: &mut Criterion<ThreadCpuTime>) {
     let (ledger, block) = warmed_single_shard();
     let mut g = c.benchmark_group("ledger/apply_block");
     g.sample_size(20)
@@ -115,7 +116,7 @@ fn apply_block(c: &mut Criterion) {
     g.finish();
 }
 
-fn state_root(c: &mut Criterion) {
+fn state_root(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("ledger/state_root");
     g.sample_size(20)
         .measurement_time(Duration::from_secs(2))
@@ -141,7 +142,7 @@ fn state_root(c: &mut Criterion) {
     g.finish();
 }
 
-fn cross_shard(c: &mut Criterion) {
+fn cross_shard(c: &mut Criterion<ThreadCpuTime>) {
     let gen = genesis();
     let mut g = c.benchmark_group("ledger/cross_shard");
     g.sample_size(20)
@@ -265,7 +266,7 @@ fn parallel_apply(c: &mut Criterion) {
     g.finish();
 }
 
-fn verify(c: &mut Criterion) {
+fn verify(c: &mut Criterion<ThreadCpuTime>) {
     let gen = genesis();
     let mut ledger = Ledger::new(&gen, 4);
     let mut co = Coordinator::new(1);
@@ -290,14 +291,11 @@ fn verify(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    tx_ids,
-    merkle,
-    apply_block,
-    state_root,
-    cross_shard,
-    parallel_apply,
-    verify
-);
-criterion_main!(benches);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = tx_ids, merkle, apply_block, state_root, cross_shard, verify
+}
+// Parallel speed-up needs wall time (thread CPU time would miss rayon's workers).
+criterion_group!(wall_benches, parallel_apply);
+criterion_main!(benches, wall_benches);

@@ -12,6 +12,7 @@
 //!   events per wall second (floor: 2 million).
 #![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items.
 
+use benches::cpu_time::ThreadCpuTime;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ const MESSAGES: u64 = 100_000;
 /// Nodes in the network bench (112 = the `large` scenario's 16 × 7).
 const NET_NODES: usize = 112;
 
-fn bench_network(c: &mut Criterion) {
+fn bench_network(c: &mut Criterion<ThreadCpuTime>) {
     let cfg = NetworkConfig::default();
     let regions: Vec<String> = cfg.regions.clone();
     let topo = Topology::new(&cfg, NET_NODES, &regions).expect("default topology");
@@ -70,7 +71,7 @@ fn block_scenario(protocol: &str, n: u32) -> Scenario {
     s
 }
 
-fn bench_protocol_blocks(c: &mut Criterion) {
+fn bench_protocol_blocks(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("sim/protocol_block");
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(500))
@@ -94,7 +95,7 @@ fn bench_protocol_blocks(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_e2e(c: &mut Criterion) {
+fn bench_e2e(c: &mut Criterion<ThreadCpuTime>) {
     let mut s = Scenario::from_toml_str(
         include_str!("../../scenarios/pbft.toml"),
         "scenarios/pbft.toml",
@@ -113,5 +114,9 @@ fn bench_e2e(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_network, bench_protocol_blocks, bench_e2e);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = bench_network, bench_protocol_blocks, bench_e2e
+}
 criterion_main!(benches);

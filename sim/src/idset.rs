@@ -63,11 +63,8 @@ impl IdSet {
             self.counts.resize(p + 1, 0);
         }
         let spare = &mut self.spare;
-        let page = self.pages[p].get_or_insert_with(|| {
-            spare
-                .pop()
-                .unwrap_or_else(|| Box::new([0u64; PAGE_WORDS]))
-        });
+        let page = self.pages[p]
+            .get_or_insert_with(|| spare.pop().unwrap_or_else(|| Box::new([0u64; PAGE_WORDS])));
         if page[w] & m != 0 {
             return false;
         }

@@ -496,6 +496,7 @@ impl Protocol for Pbft {
             checkpoints: BTreeMap::new(),
             next_seq: 1,
             pending: VecDeque::new(),
+            pending_bytes: 0,
             queued: IdSet::new(),
             batch_timer: None,
             fwd_buf: Vec::new(),
@@ -610,6 +611,8 @@ pub struct PbftReplica {
     next_seq: u64,
     // Requests (volatile).
     pending: VecDeque<(TxRef, TimeNs)>,
+    /// Sum of `size_bytes` over `pending` (lets `try_propose` skip its scan).
+    pending_bytes: u64,
     queued: IdSet,
     batch_timer: Option<TimerId>,
     fwd_buf: Vec<TxRef>,
@@ -759,6 +762,7 @@ impl PbftReplica {
         }
         self.queued.insert(tx.id);
         self.pending.push_back((tx, ctx.now()));
+        self.pending_bytes += u64::from(tx.size_bytes);
         self.try_propose(ctx);
     }
 
@@ -814,15 +818,20 @@ impl PbftReplica {
             && self.next_seq <= self.last_exec + self.window
             && self.in_watermarks(self.next_seq)
         {
-            let mut n = 0;
-            let mut bytes = 0;
-            for (tx, _) in &self.pending {
-                let sz = u64::from(tx.size_bytes);
-                if n >= self.block_max_tx || (n > 0 && bytes + sz > self.block_max_bytes) {
-                    break;
+            let (mut n, mut bytes) = (0, 0);
+            if self.pending.len() <= self.block_max_tx && self.pending_bytes <= self.block_max_bytes
+            {
+                // Everything pending fits one block: the scan below would take it all.
+                (n, bytes) = (self.pending.len(), self.pending_bytes);
+            } else {
+                for (tx, _) in &self.pending {
+                    let sz = u64::from(tx.size_bytes);
+                    if n >= self.block_max_tx || (n > 0 && bytes + sz > self.block_max_bytes) {
+                        break;
+                    }
+                    n += 1;
+                    bytes += sz;
                 }
-                n += 1;
-                bytes += sz;
             }
             let full =
                 n < self.pending.len() || n >= self.block_max_tx || bytes >= self.block_max_bytes;
@@ -831,6 +840,7 @@ impl PbftReplica {
                 break;
             }
             let txs: Vec<TxRef> = self.pending.drain(..n).map(|(t, _)| t).collect();
+            self.pending_bytes -= bytes;
             self.propose(ctx, &txs);
         }
         if let Some(t) = self.batch_timer.take() {
@@ -1470,6 +1480,7 @@ impl PbftReplica {
         } else {
             if was_primary {
                 let old: Vec<TxRef> = self.pending.drain(..).map(|(t, _)| t).collect();
+                self.pending_bytes = 0;
                 self.queued.clear();
                 for tx in old {
                     if !o_txs.contains(&tx.id) {
@@ -1914,6 +1925,7 @@ impl Replica for PbftReplica {
     fn on_recover(&mut self, ctx: &mut C<'_>) {
         // Volatile state is gone (timers already are).
         self.pending.clear();
+        self.pending_bytes = 0;
         self.queued.clear();
         self.fwd_buf.clear();
         self.waiting.clear();
