@@ -32,7 +32,7 @@ pub const BUILTINS: &[(&str, &str, &str)] = &[
     ),
     (
         "large",
-        "16 shards of 7 nodes over six regions, 20,000 tx/s, 10 s",
+        "reference large run: 16 shards x 7 PBFT replicas in 4 regions, mixed workload at 20,000 tx/s, 60 s",
         include_str!("../../scenarios/large.toml"),
     ),
     (

@@ -16,6 +16,7 @@ pub mod client;
 pub mod committee;
 pub mod error;
 pub mod faults;
+pub mod idset;
 pub mod kernel;
 pub mod ledger;
 pub mod metrics;

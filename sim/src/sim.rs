@@ -160,6 +160,9 @@ pub const LEDGER_LOG_MAX_BYTES_PER_SHARD: usize = 1 << 30;
 /// Most client transactions one run may hold (a named limit; `u32` handles).
 pub const MAX_CLIENT_TXS: usize = u32::MAX as usize - 1;
 
+/// Most client transactions reserved for up front (offered rate × duration, capped).
+pub const RESERVE_MAX_TXS: usize = 1 << 22;
+
 fn s_to_ns(s: f64) -> u64 {
     (s * NS_PER_S as f64) as u64
 }
@@ -240,6 +243,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 },
             )?)),
         };
+        // Room for the expected client transactions and operations up front: the
+        // arenas then never reallocate (and copy hundreds of MB) mid-run. Capped,
+        // and only address space: untouched capacity costs no memory.
+        let expected_txs = ((scenario.offered_tps * scenario.duration_s) as usize)
+            .saturating_add(1024)
+            .min(RESERVE_MAX_TXS);
         Ok(Simulation {
             scenario: scenario.clone(),
             opts,
@@ -253,8 +262,8 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             blocks: BlockStore::new(),
             fx: Effects::default(),
             timer_ids: TimerIds::default(),
-            ops: Vec::new(),
-            txs: Vec::new(),
+            ops: Vec::with_capacity(expected_txs.saturating_mul(2)),
+            txs: Vec::with_capacity(expected_txs),
             closed_loop: generator.as_ref().is_some_and(Generator::is_closed_loop),
             generator,
             parked: Vec::new(),
