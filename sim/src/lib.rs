@@ -9,11 +9,14 @@
 //! - [`scenario`]: TOML scenarios, overrides, validation.
 //! - [`run()`]: run a scenario, get a [`RunResult`] with the results files' contents.
 //! - [`builtin`]: the built-in scenarios.
+//! - [`faultsuite`]: the fault-scenario suite's liveness bounds and analysis.
+//! - [`swarm`]: randomized fault schedules within each protocol's tolerance.
 
 pub mod builtin;
 pub mod client;
 pub mod error;
 pub mod faults;
+pub mod faultsuite;
 pub mod kernel;
 pub mod ledger;
 pub mod metrics;
@@ -25,6 +28,7 @@ pub mod run;
 pub mod scenario;
 pub mod sim;
 pub mod store;
+pub mod swarm;
 
 pub use error::{ScenarioError, SimError};
 pub use run::{run, RunOptions, RunResult};
