@@ -286,6 +286,7 @@ pub fn fault_name<'a>(stem: &'a str, protocol: &str) -> &'a str {
 /// one node of a 7-node committee Byzantine. `Some(message)` if refused.
 pub fn refuses_byzantine(protocol: &str) -> Option<String> {
     let mut s = Scenario {
+        name: format!("{protocol}-byzantine"),
         consensus: protocol.to_string(),
         nodes_per_shard: 7,
         ..Scenario::default()
