@@ -12,22 +12,22 @@ pub const BUILTINS: &[(&str, &str, &str)] = &[
     ),
     (
         "hospital",
-        "EHR writes, audited reads and consents: 2 shards, 2000 tx/s, 20 s",
+        "EHR writes, audited reads and consents, one diurnal day in 20 s: 2 sequencer shards, 2000 tx/s",
         include_str!("../../scenarios/hospital.toml"),
     ),
     (
         "imaging",
-        "imaging studies anchored on-chain (set workload.imaging.mode=onchain for blobs), 20 studies/s",
+        "imaging studies anchored on-chain (set workload.imaging.mode=onchain for blobs), PBFT, 20 studies/s",
         include_str!("../../scenarios/imaging.toml"),
     ),
     (
         "claims",
-        "claims submit/adjudicate/pay over 4 shards, cross-shard payments, 500 tx/s",
+        "claims submit/adjudicate/pay over 4 PBFT shards, cross-shard payments, 500 tx/s",
         include_str!("../../scenarios/claims.toml"),
     ),
     (
         "supply-chain",
-        "serialized drug packages from commission to dispense, 2 shards, 500 tx/s",
+        "serialized drug packages from commission to dispense, 2 PBFT shards, 500 tx/s",
         include_str!("../../scenarios/supply-chain.toml"),
     ),
     (
