@@ -536,14 +536,22 @@ fn compare_table(out: &Path) -> Result<String, Failure> {
             continue;
         }
         let n = |k: &str| table.num(row, k).unwrap_or(f64::NAN);
+        // No commits: no latency (the summary's 0 would read as "instant").
+        let ms = |k: &str| {
+            if n("committed_tx") > 0.0 {
+                format!("{:.1}", n(k))
+            } else {
+                "n/a".to_string()
+            }
+        };
         t.push_str(&format!(
-            "{:<10} {:>12} {:>12} {:>10.1} {:>10.1} {:>10.1} {:>8} {:>12} {:>6}\n",
+            "{:<10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>8} {:>12} {:>6}\n",
             name,
             rate_text(n("offered_tps")),
             rate_text(n("throughput_tps")),
-            n("latency_ms_p50"),
-            n("latency_ms_p99"),
-            n("latency_ms_p999"),
+            ms("latency_ms_p50"),
+            ms("latency_ms_p99"),
+            ms("latency_ms_p999"),
             n("view_changes"),
             plot::short_number(n("messages_total")),
             n("invariant_violations"),
