@@ -34,7 +34,11 @@ LEDGERSIM=(cargo run --release --quiet -p ledgersim --)
 log() { echo "$*" | tee -a "$LOG"; }
 
 log "# results/regenerate.sh — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-log "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+dirty=""
+if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+    dirty=" (with uncommitted changes)"
+fi
+log "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$dirty"
 log "# $(rustc --version 2>/dev/null || echo 'rustc unknown'), $(nproc 2>/dev/null || echo '?') cores, JOBS=$JOBS"
 log "# machine load before: $(uptime)"
 
