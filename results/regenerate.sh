@@ -30,14 +30,15 @@ echo "building ledgersim (release)..."
 cargo build --release --quiet -p ledgersim
 LEDGERSIM=(cargo run --release --quiet -p ledgersim --)
 
-: >"$LOG"
-log() { echo "$*" | tee -a "$LOG"; }
-
-log "# results/regenerate.sh — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+# Before the log is truncated (it is tracked too).
 dirty=""
 if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
     dirty=" (with uncommitted changes)"
 fi
+: >"$LOG"
+log() { echo "$*" | tee -a "$LOG"; }
+
+log "# results/regenerate.sh — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 log "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$dirty"
 log "# $(rustc --version 2>/dev/null || echo 'rustc unknown'), $(nproc 2>/dev/null || echo '?') cores, JOBS=$JOBS"
 log "# machine load before: $(uptime)"
