@@ -48,7 +48,7 @@ pub mod files {
 }
 
 /// Metric columns of `compare.csv` and `sweep.csv`, in their contractual order.
-pub const METRIC_COLUMNS: [&str; 22] = [
+pub const METRIC_COLUMNS: [&str; 27] = [
     "status",
     "seed",
     "throughput_tps",
@@ -71,6 +71,11 @@ pub const METRIC_COLUMNS: [&str; 22] = [
     "invariant_violations",
     "trace_digest",
     "wall_time_s",
+    "blocks_committed",
+    "cross_shard_latency_ms_p50",
+    "cross_shard_latency_ms_p99",
+    "single_shard_latency_ms_p50",
+    "single_shard_latency_ms_p99",
 ];
 
 /// Metric columns that hold text, not numbers.
@@ -1133,5 +1138,10 @@ pub fn metric_cells(status: &str, summary: Option<&Summary>) -> Vec<String> {
         s.invariants.violations.to_string(),
         s.trace_digest.clone(),
         format!("{}", s.wall_time_s),
+        s.blocks_committed.to_string(),
+        opt_num(s.cross_shard.latency_ms_p50),
+        opt_num(s.cross_shard.latency_ms_p99),
+        opt_num(s.cross_shard.single_shard_latency_ms_p50),
+        opt_num(s.cross_shard.single_shard_latency_ms_p99),
     ]
 }

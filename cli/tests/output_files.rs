@@ -131,7 +131,7 @@ fn metrics_row(
         return cells.join(",");
     }
     format!(
-        "ok,42,{tps},{offered},{},{},12,{p50},{},{p99},{},{},0.18,{abort},0,1,2345678,987654321,4812331,{violations},{DIGEST},2.5",
+        "ok,42,{tps},{offered},{},{},12,{p50},{},{p99},{},{},0.18,{abort},0,1,2345678,987654321,4812331,{violations},{DIGEST},2.5,321,,,,",
         (tps * 50.0) as u64,
         (abort * 1000.0) as u64,
         p50 * 2.0,
