@@ -1,29 +1,31 @@
 #!/usr/bin/env bash
 # Regenerate every reference result under results/ with the ledgersim binary.
 #
-#   results/regenerate.sh            # from the repository root (or anywhere: it cd's there)
-#   JOBS=2 results/regenerate.sh     # parallel sweep points (default: 2)
-#   ONLY="compare imaging" results/regenerate.sh   # just some steps (names below)
+#   results/regenerate.sh                         # from anywhere: it cd's to the repository root
+#   JOBS=2 results/regenerate.sh                  # parallel sweep points (default 2; results do not depend on it)
+#   ONLY="compare load imaging" results/regenerate.sh   # just some steps (names below)
+#   SKIP="simblock-6000" results/regenerate.sh    # all but some steps
 #
-# Steps (each writes one directory under results/, replaced atomically by ledgersim):
-#   compare      protocol comparison of the default scenario        -> results/compare/
-#   load         latency vs offered load, per protocol (hockey stick) -> results/load/
-#   imaging      imaging on-chain vs anchored                        -> results/imaging/
-#   shards       throughput vs shards             (sweeps/shards.toml, if present)      -> results/shards/
-#   cross-shard  abort rate vs cross-shard share  (sweeps/cross-shard.toml, if present) -> results/cross-shard/
-#   shards-64    the 64-shard run or sweep        (if present)                          -> results/shards-64/
-#   bitcoin, ethereum, simblock-6000   public-chain calibration runs (if present)       -> results/<name>/
-#   faults       every scenarios/faults/*.toml                                          -> results/faults/<name>/
-# Steps whose input file (or built-in scenario, or protocol) does not exist are skipped
-# with a message. The commands run, the machine load before and after, and the wall time
-# of each step are written to results/regenerate.log. Budget: about 15 minutes on 2 cores.
+# Steps, in order (each output directory is replaced atomically by ledgersim):
+#   compare          the default scenario under every permissioned protocol, plus pow and pos
+#                    when this build registers them                   -> results/compare/
+#   <sweep>          every sweeps/*.toml (and scenarios/sweeps/*.toml) -> results/sweeps/<sweep>/
+#                    (load, imaging, protocols-one-region, shards, cross-shard, ... whatever exists)
+#   <run>            shards-64, bitcoin, ethereum, pos, simblock-6000: scenarios/<run>.toml, or the
+#                    built-in scenario of that name                    -> results/<run>/
+#   faults           every scenarios/faults/*.toml                    -> results/faults/<name>/
+#   hooks            every executable results/regenerate.d/*.sh, for results that need more than
+#                    one ledgersim command (each is passed the ledgersim command line as "$@")
+# A step whose input does not exist in this checkout is skipped with a message. The commands run,
+# the machine load before and after, and each step's wall time go to results/regenerate.log.
+# Budget: about 15 minutes on 2 cores (see the log for the last run's timings).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT=$(pwd)
 RESULTS=results
 JOBS="${JOBS:-2}"
 ONLY="${ONLY:-}"
+SKIP="${SKIP:-}"
 LOG="$RESULTS/regenerate.log"
 
 echo "building ledgersim (release)..."
@@ -42,8 +44,12 @@ log "# results/regenerate.sh — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 log "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$dirty"
 log "# $(rustc --version 2>/dev/null || echo 'rustc unknown'), $(nproc 2>/dev/null || echo '?') cores, JOBS=$JOBS"
 log "# machine load before: $(uptime)"
+overall_start=$(date +%s)
 
-wanted() { [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]]; }
+wanted() {
+    [[ " $SKIP " == *" $1 "* ]] && return 1
+    [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]]
+}
 
 # Run one ledgersim command, logging it (as it would be typed) and its wall time.
 run() {
@@ -59,26 +65,14 @@ run() {
 # scenario.toml, point.json) but not their plots and pages, to keep the repository small;
 # `cargo run --release -- plot DIR` redraws them.
 prune_nested() {
-    local dir=$1
-    find "$dir" -mindepth 2 -type f \( -name '*.png' -o -name '*.svg' -o -name 'report.html' \) -delete
+    find "$1" -mindepth 2 -type f \( -name '*.png' -o -name '*.svg' -o -name 'report.html' \) -delete
 }
 
-# The first existing file among the arguments, or nothing.
-first_file() {
-    local f
-    for f in "$@"; do
-        if [[ -f "$f" ]]; then
-            echo "$f"
-            return
-        fi
-    done
-}
+listing=$("${LEDGERSIM[@]}" scenarios)
+has_protocol() { grep -qE "^  $1 " <<<"$listing"; }
+has_builtin() { grep -qE "^$1 " <<<"$listing"; }
 
-protocols=$("${LEDGERSIM[@]}" scenarios)
-has_protocol() { grep -qE "^  $1 " <<<"$protocols"; }
-has_builtin() { grep -qE "^$1 " <<<"$protocols"; }
-
-# --- 1. protocol comparison of the default scenario -----------------------------------------
+# --- protocol comparison of the default scenario ---------------------------------------------
 if wanted compare; then
     list=pbft,hotstuff,raft
     for p in pow pos; do
@@ -92,43 +86,57 @@ if wanted compare; then
     prune_nested "$RESULTS/compare"
 fi
 
-# --- 2. load sweep (hockey stick) and 3. imaging on-chain vs anchored -----------------------
-for name in load imaging; do
-    if wanted "$name"; then
-        run sweep "sweeps/$name.toml" --jobs "$JOBS" --out "$RESULTS/$name"
-        prune_nested "$RESULTS/$name"
+# --- every sweep file ----------------------------------------------------------------------
+shopt -s nullglob
+sweep_files=(sweeps/*.toml scenarios/sweeps/*.toml)
+fault_files=(scenarios/faults/*.toml)
+hooks=("$RESULTS"/regenerate.d/*.sh)
+shopt -u nullglob
+for f in "${sweep_files[@]}"; do
+    name=$(basename "$f" .toml)
+    wanted "$name" || continue
+    run sweep "$f" --jobs "$JOBS" --out "$RESULTS/sweeps/$name"
+    prune_nested "$RESULTS/sweeps/$name"
+done
+for name in load imaging shards cross-shard; do
+    if wanted "$name" && [[ ! -f "sweeps/$name.toml" && ! -f "scenarios/sweeps/$name.toml" ]]; then
+        log "# $name: no sweeps/$name.toml in this checkout; skipped"
     fi
 done
 
-# --- 4. sweeps and runs contributed by the sharding, chain and reliability work ------------
-for name in shards cross-shard shards-64 bitcoin ethereum simblock-6000; do
+# --- single runs contributed by the sharding and chain work -----------------------------------
+for name in shards-64 bitcoin ethereum pos simblock-6000; do
     wanted "$name" || continue
-    sweep=$(first_file "sweeps/$name.toml" "scenarios/sweeps/$name.toml")
-    scenario=$(first_file "scenarios/$name.toml")
-    if [[ -n "$sweep" ]]; then
-        run sweep "$sweep" --jobs "$JOBS" --out "$RESULTS/$name"
-        prune_nested "$RESULTS/$name"
-    elif [[ -n "$scenario" ]]; then
-        run run "$scenario" --out "$RESULTS/$name"
+    if [[ -f "scenarios/$name.toml" ]]; then
+        run run "scenarios/$name.toml" --out "$RESULTS/$name"
     elif has_builtin "$name"; then
         run run "$name" --out "$RESULTS/$name"
     else
-        log "# $name: no sweeps/$name.toml, scenarios/sweeps/$name.toml, scenarios/$name.toml or built-in scenario; skipped"
+        log "# $name: no scenarios/$name.toml and no built-in scenario $name; skipped"
     fi
 done
 
-# --- 5. fault scenarios -------------------------------------------------------------------
+# --- fault scenarios --------------------------------------------------------------------------
 if wanted faults; then
-    shopt -s nullglob
-    faults=(scenarios/faults/*.toml)
-    shopt -u nullglob
-    if ((${#faults[@]} == 0)); then
+    if ((${#fault_files[@]} == 0)); then
         log "# faults: no scenarios/faults/*.toml; skipped"
     fi
-    for f in "${faults[@]}"; do
+    for f in "${fault_files[@]}"; do
         run run "$f" --out "$RESULTS/faults/$(basename "$f" .toml)"
     done
 fi
 
+# --- hooks: results that need more than one command -------------------------------------------
+if wanted hooks; then
+    for h in "${hooks[@]}"; do
+        [[ -x "$h" ]] || continue
+        start=$(date +%s)
+        log "\$ $h cargo run --release --"
+        "$h" "${LEDGERSIM[@]}"
+        log "#   took $(($(date +%s) - start)) s"
+    done
+fi
+
+log "# total $(($(date +%s) - overall_start)) s"
 log "# machine load after: $(uptime)"
 log "# done $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
