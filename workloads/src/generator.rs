@@ -190,6 +190,7 @@ impl Generator {
             &cfg.hospital,
             consortium,
             Stream::new(seed, "workload/hospital"),
+            Stream::new(seed, "workload/hospital/warm-start"),
         );
         let imaging = Imaging::new(
             &cfg.imaging,
