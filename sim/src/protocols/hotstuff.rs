@@ -20,7 +20,10 @@
 //!   the number of consecutive timeouts without a new QC (capped at
 //!   `max_backoff_exp`). On a timeout the replica moves to the next view and sends
 //!   a NEW-VIEW message with its `highQC` (and its last vote, see below) to the next
-//!   leader. The leader of `v` proposes once it holds a QC of view `v - 1`, or once
+//!   leader. A replica suspects a leader whose view timed out until it hears from
+//!   it again (any message); the views of a suspected leader time out after
+//!   `view_timeout_ms / SUSPECT_TIMEOUT_DIVISOR` (times the backoff), so a crashed
+//!   member costs one short wait per rotation instead of a full timeout. The leader of `v` proposes once it holds a QC of view `v - 1`, or once
 //!   `2f + 1` distinct replicas took part in entering `v` (a vote for view `v - 1`
 //!   sent to it counts as that voter's NEW-VIEW, as in the paper where the vote
 //!   plays the NEW-VIEW's role in chained HotStuff). A leader that proposes without
@@ -122,6 +125,12 @@ pub const LATE_VOTE_VIEWS: u64 = 2;
 pub const RETAIN_COMMITTED_BLOCKS: usize = 1 << 20;
 /// The block tree is pruned of dead forks when it grows past this many blocks.
 pub const TREE_PRUNE_MIN_BLOCKS: usize = 1_024;
+/// The view of a suspected leader (one whose last view timed out on this replica
+/// and that has sent it nothing since) times out after
+/// `view_timeout / SUSPECT_TIMEOUT_DIVISOR` (times the backoff). A live leader
+/// is rarely suspected when its view comes: it votes in every other view, and
+/// those votes reach every other member within one rotation.
+pub const SUSPECT_TIMEOUT_DIVISOR: u64 = 8;
 
 /// `[protocol.hotstuff]` parameters (see the module docs for the defaults).
 #[derive(Clone, Debug, Deserialize)]
@@ -407,6 +416,8 @@ pub struct HotStuffReplica {
     new_views: BTreeMap<u64, Signers>,
     /// Highest view each committee member announced in a NEW-VIEW (view sync).
     peer_views: Vec<u64>,
+    /// Members whose last view as leader timed out here and that sent nothing since.
+    suspected: Vec<bool>,
     proposed_view: u64,
     view_timer: Option<TimerId>,
     batch_timer: Option<(u64, TimerId)>,
@@ -455,6 +466,7 @@ impl HotStuffReplica {
             votes: BTreeMap::new(),
             new_views: BTreeMap::new(),
             peer_views: vec![0; n],
+            suspected: vec![false; n],
             proposed_view: 0,
             view_timer: None,
             batch_timer: None,
@@ -558,7 +570,13 @@ impl HotStuffReplica {
             ctx.cancel_timer(t);
         }
         let exp = self.consecutive_timeouts.min(self.cfg.max_backoff_exp);
-        let after = self.cfg.view_timeout_ns.saturating_mul(1u64 << exp);
+        let leader = self.leader_of(self.cur_view);
+        let base = if self.index_of(leader).is_some_and(|i| self.suspected[i]) {
+            self.cfg.view_timeout_ns / SUSPECT_TIMEOUT_DIVISOR
+        } else {
+            self.cfg.view_timeout_ns
+        };
+        let after = base.saturating_mul(1u64 << exp);
         self.view_timer = Some(ctx.set_timer(after, HsTimer::View(self.cur_view)));
     }
 
@@ -582,6 +600,12 @@ impl HotStuffReplica {
         }
         self.view_timer = None;
         self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
+        let leader = self.leader_of(view);
+        if leader != self.me {
+            if let Some(i) = self.index_of(leader) {
+                self.suspected[i] = true;
+            }
+        }
         let next = view + 1;
         self.cur_view = next;
         self.new_views = self.new_views.split_off(&next);
@@ -1331,9 +1355,11 @@ impl Replica for HotStuffReplica {
     }
 
     fn on_message(&mut self, ctx: &mut C<'_>, from: NodeId, msg: HsMsg) {
-        if self.index_of(from).is_none() {
+        let Some(i) = self.index_of(from) else {
             return;
-        }
+        };
+        // Any message shows the sender is alive: its views get the full timeout.
+        self.suspected[i] = false;
         match msg {
             HsMsg::Proposal {
                 view,
@@ -1413,6 +1439,7 @@ impl Replica for HotStuffReplica {
         self.votes.clear();
         self.new_views.clear();
         self.peer_views.iter_mut().for_each(|v| *v = 0);
+        self.suspected.iter_mut().for_each(|s| *s = false);
         self.view_timer = None;
         self.batch_timer = None;
         self.consecutive_timeouts = 0;
