@@ -50,9 +50,10 @@
 //!   out). In a pipelined protocol the batch is what arrived during the last view.
 //! - **Sync and recovery.** Proposals, QCs or NEW-VIEWs that reference an unknown
 //!   block trigger a block request to the sender (after `view_timeout / 8`, in
-//!   case the block's own proposal is only overtaken by jitter), answered with up to
-//!   [`MAX_SYNC_BLOCKS`] ancestors (their bytes and the QCs inside them are
-//!   charged and verified). A recovered replica keeps its durable state (view,
+//!   case the block's own proposal is only overtaken by jitter), answered with the
+//!   lowest [`MAX_SYNC_BLOCKS`] ancestors above the requester's committed height
+//!   (their bytes and the QCs inside them are charged and verified), so that each
+//!   answer links; a replica still missing blocks asks again. A recovered replica keeps its durable state (view,
 //!   last vote, lock, highQC, block tree, committed chain), drops its pool and
 //!   tallies, and catches up through sync; it derives commits from the synced
 //!   blocks' QCs itself.
@@ -114,6 +115,8 @@ pub const MAX_PENDING_PROPOSALS: usize = 64;
 pub const SYNC_DELAY_DIVISOR: u64 = 8;
 /// Most blocks in one sync response.
 pub const MAX_SYNC_BLOCKS: usize = 64;
+/// Most ancestors a sync request walks to find the lowest missing blocks.
+pub const MAX_SYNC_WALK_BLOCKS: usize = 64 * MAX_SYNC_BLOCKS;
 /// Most open vote tallies (distinct `(view, block)` pairs) a leader keeps.
 pub const MAX_VOTE_TALLIES: usize = 256;
 /// NEW-VIEW messages further than this many views ahead are ignored.
@@ -1265,14 +1268,23 @@ impl HotStuffReplica {
         if !Self::speaks(ctx) {
             return;
         }
-        let mut blocks = Vec::new();
-        let mut size_bytes = MSG_HEADER_BYTES;
+        // The blocks just above the requester's committed height, so that the
+        // answer links to what it has (the highest ones could not be linked
+        // while more than MAX_SYNC_BLOCKS are missing, and were dropped).
+        let mut path: Vec<(BlockRef, BlockInfo)> = Vec::new();
         let mut cur = Some(want);
         while let Some(b) = cur {
             let Some(&i) = self.tree.get(&b) else { break };
-            if i.height <= have_height || blocks.len() >= MAX_SYNC_BLOCKS {
+            if i.height <= have_height || path.len() >= MAX_SYNC_WALK_BLOCKS {
                 break;
             }
+            path.push((b, i));
+            cur = i.parent;
+        }
+        let lowest = &path[path.len().saturating_sub(MAX_SYNC_BLOCKS)..];
+        let mut blocks = Vec::with_capacity(lowest.len());
+        let mut size_bytes = MSG_HEADER_BYTES;
+        for &(b, i) in lowest {
             let qc = Qc {
                 view: i.justify_view,
                 block: i.parent,
@@ -1286,7 +1298,6 @@ impl HotStuffReplica {
                 view: i.view,
                 justify_view: i.justify_view,
             });
-            cur = i.parent;
         }
         if !blocks.is_empty() {
             ctx.send(from, HsMsg::BlockResponse { blocks, size_bytes });
@@ -1320,6 +1331,17 @@ impl HotStuffReplica {
             self.process_qc(ctx, qc);
         }
         self.retry_pending(ctx);
+        // Still behind (more than one response was missing): ask again.
+        let missing = self
+            .pending_props
+            .values()
+            .next_back()
+            .and_then(|(_, _, qc)| qc.block)
+            .or(self.pending_qc.and_then(|q| q.block))
+            .filter(|&b| !self.tree.contains_key(&b));
+        if let Some(b) = missing {
+            self.request_sync(ctx, b, from);
+        }
     }
 }
 
