@@ -72,7 +72,8 @@ pub struct PowParams {
     pub block_interval_ms: f64,
     /// Confirmation depth k: a block is final once k blocks are built on it (default 6).
     pub confirmations: u32,
-    /// Number of mining nodes, spread evenly over the node ids (0: every node mines).
+    /// Number of mining nodes, a seeded random subset of the nodes (stream
+    /// `pow/miners`; `large_miner` is always one of them; 0: every node mines).
     pub miners: u32,
     /// Standard deviation of a miner's hash power as a fraction of the mean
     /// (normal, truncated at 1 % of the mean; default 0.25 as SimBlock's
@@ -481,9 +482,22 @@ impl Protocol for Pow {
         let miners: Vec<usize> = if p.miners == 0 || p.miners as usize >= n {
             (0..n).collect()
         } else {
-            (0..p.miners as usize)
-                .map(|i| i * n / p.miners as usize)
-                .collect()
+            // A seeded random subset (evenly spaced ids would share regions with
+            // the round-robin placement).
+            let m = p.miners as usize;
+            let mut rng = Stream::new(s.seed, "pow/miners");
+            let mut ids: Vec<usize> = (0..n).collect();
+            for i in 0..m {
+                let j = i + rng.below((n - i) as u64) as usize;
+                ids.swap(i, j);
+            }
+            let mut v = ids[..m].to_vec();
+            let lm = p.large_miner as usize;
+            if p.large_miner_share > 0.0 && !v.contains(&lm) {
+                v[0] = lm;
+            }
+            v.sort_unstable();
+            v
         };
         let mut rng = Stream::new(s.seed, "pow/hash-power");
         let mut share = vec![0.0; n];
