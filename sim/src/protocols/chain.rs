@@ -360,6 +360,85 @@ impl TxPool {
         out
     }
 
+    /// Transactions for a block on `parent` while the best published chain ends at
+    /// `best`: the oldest that fit among the pool plus the transactions of the best
+    /// chain's blocks that `parent`'s branch lacks, minus those already in
+    /// `parent`'s branch (below the fork point both chains hold the same ones).
+    pub fn select_for<'a>(
+        &self,
+        tree: &BlockTree,
+        parent: BlockIdx,
+        best: BlockIdx,
+        max_tx: usize,
+        max_bytes: u64,
+        txs_of: impl Fn(BlockRef) -> &'a [TxRef],
+    ) -> Vec<TxRef> {
+        if tree.is_ancestor(best, parent) {
+            // Common case: building on the best chain (or past it: a selfish
+            // miner's private blocks are not in the best chain yet).
+            let mut exclude = std::collections::BTreeSet::new();
+            let mut b = parent;
+            while b != best {
+                if let Some(r) = tree.get(b).store {
+                    exclude.extend(txs_of(r).iter().map(|t| t.id));
+                }
+                b = tree.get(b).parent;
+            }
+            return self.select_merged(max_tx, max_bytes, &exclude, &[]);
+        }
+        let f = tree.fork_point(parent, best);
+        let mut exclude = std::collections::BTreeSet::new();
+        let mut b = parent;
+        while b != f {
+            if let Some(r) = tree.get(b).store {
+                exclude.extend(txs_of(r).iter().map(|t| t.id));
+            }
+            b = tree.get(b).parent;
+        }
+        let mut extra: Vec<TxRef> = Vec::new();
+        let mut b = best;
+        while b != f {
+            if let Some(r) = tree.get(b).store {
+                extra.extend(txs_of(r).iter().filter(|t| !exclude.contains(&t.id)));
+            }
+            b = tree.get(b).parent;
+        }
+        extra.sort_unstable_by_key(|t| t.id);
+        extra.dedup_by_key(|t| t.id);
+        self.select_merged(max_tx, max_bytes, &exclude, &extra)
+    }
+
+    fn select_merged(
+        &self,
+        max_tx: usize,
+        max_bytes: u64,
+        exclude: &std::collections::BTreeSet<u32>,
+        extra: &[TxRef],
+    ) -> Vec<TxRef> {
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        let mut pool = self.pending.values().peekable();
+        let mut ext = extra.iter().peekable();
+        loop {
+            if out.len() >= max_tx {
+                break;
+            }
+            let next = match (pool.peek(), ext.peek()) {
+                (None, None) => break,
+                (Some(a), Some(b)) if b.id < a.id => ext.next(),
+                (Some(_), _) => pool.next(),
+                (None, Some(_)) => ext.next(),
+            };
+            let Some(tx) = next else { break };
+            if exclude.contains(&tx.id) || bytes + u64::from(tx.size_bytes) > max_bytes {
+                continue;
+            }
+            bytes += u64::from(tx.size_bytes);
+            out.push(*tx);
+        }
+        out
+    }
+
     /// Remove transactions (they joined the best chain).
     pub fn remove(&mut self, txs: &[TxRef]) {
         for t in txs {

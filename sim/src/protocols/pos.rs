@@ -461,9 +461,13 @@ impl PosReplica {
                 parent = sh.tree.get(parent).parent;
             }
             let p = &self.cfg.p;
-            let txs: Vec<TxRef> = sh.pool.select(
+            let txs: Vec<TxRef> = sh.pool.select_for(
+                &sh.tree,
+                parent,
+                sh.best,
                 self.cfg.block_max_tx,
                 self.cfg.block_max_bytes.saturating_sub(p.header_bytes),
+                |r| ctx.block_txs(r),
             );
             let tx_bytes: u64 = txs.iter().map(|t| u64::from(t.size_bytes)).sum();
             let size = (p.header_bytes + tx_bytes).max(p.block_size_bytes);

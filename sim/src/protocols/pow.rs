@@ -61,6 +61,8 @@ pub const COMPACT_FIXED_BYTES: u64 = 80 + 8 + 250;
 /// Messages up to this size skip the receiver's downlink queue (see
 /// [`crate::protocol::Message::skips_downlink_queue`]).
 pub const SMALL_MESSAGE_BYTES: u64 = 64 * 1024;
+/// Most retarget windows listed in `summary.json` `chain.window_mean_interval_s`.
+pub const MAX_WINDOWS_REPORTED: usize = 1000;
 /// Most blocks one proof-of-work run may mine (a named limit on growth).
 pub const MAX_POW_BLOCKS: u64 = 1_000_000;
 
@@ -608,8 +610,24 @@ impl Protocol for Pow {
         let last_diff = main
             .last()
             .map_or(self.cfg.initial_difficulty, |&b| tree.get(b).difficulty);
+        // Mean block interval of each retarget window of the main chain (capped).
+        let w = self.cfg.p.retarget_window as usize;
+        let window_means: Vec<f64> = if w == 0 {
+            Vec::new()
+        } else {
+            main.chunks(w)
+                .filter(|c| c.len() == w)
+                .take(MAX_WINDOWS_REPORTED)
+                .map(|c| {
+                    let first = tree.get(c[0]).parent;
+                    let last = c[c.len() - 1];
+                    (tree.get(last).created_ns - tree.get(first).created_ns) as f64 / 1e9 / w as f64
+                })
+                .collect()
+        };
         Some(json!({
             "protocol": "pow",
+            "window_mean_interval_s": window_means,
             "relay": self.cfg.p.relay,
             "confirmations": self.cfg.k,
             "blocks_mined": mined,
@@ -744,9 +762,13 @@ impl PowReplica {
             let d = next_difficulty(&sh.tree, &self.cfg, parent);
             let p = &self.cfg.p;
             // Transactions: the oldest pending ones that fit (see chain.rs on the pool).
-            let txs: Vec<TxRef> = sh.pool.select(
+            let txs: Vec<TxRef> = sh.pool.select_for(
+                &sh.tree,
+                parent,
+                sh.best,
                 self.cfg.block_max_tx,
                 self.cfg.block_max_bytes.saturating_sub(p.header_bytes),
+                |r| ctx.block_txs(r),
             );
             let tx_bytes: u64 = txs.iter().map(|t| u64::from(t.size_bytes)).sum();
             let size = (p.header_bytes + tx_bytes).max(p.block_size_bytes);
