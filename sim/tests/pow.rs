@@ -189,19 +189,20 @@ fn compact_blocks_propagate_faster_than_full_blocks() {
 fn selfish_miner_earns_more_than_its_hash_share() {
     // Eyal & Sirer: above about 1/3 of the hash power, selfish mining pays. A
     // selfish node with 45 % of the hash power ends up with a larger share of the
-    // main chain; deep reorganisations happen, so confirmations are set high.
+    // main chain (their formula with gamma = 0 gives 0.65; about 1,500 blocks
+    // here); deep reorganisations happen, so confirmations are set high.
     let s = scenario(
         30,
-        6000.0,
+        30000.0,
         0.0,
-        "block_interval_ms = 20000\nblock_size_bytes = 1000\nlarge_miner_share = 0.45\nlarge_miner = 3\nconfirmations = 100",
+        "block_interval_ms = 20000\nblock_size_bytes = 1000\nlarge_miner_share = 0.45\nlarge_miner = 3\nconfirmations = 1000",
         "[[faults]]\nkind = \"byzantine\"\nnodes = [3]\nbehaviour = \"selfish-mine\"\nat_s = 0\n",
     );
     let r = go(&s);
     let c = chain(&r);
     let share = f(&c["selfish"], "main_chain_share");
     assert!((f(&c["selfish"], "hash_share") - 0.45).abs() < 1e-9, "{c}");
-    assert!(share > 0.5, "selfish share of the main chain {share}: {c}");
+    assert!(share > 0.53, "selfish share of the main chain {share}: {c}");
     assert!(f(&c, "max_reorg_depth") >= 2.0, "{c}");
 }
 

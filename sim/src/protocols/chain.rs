@@ -90,6 +90,8 @@ pub struct ChainBlock {
     pub n_txs: u32,
     /// Published (withheld private blocks of a selfish miner are not, yet).
     pub published: bool,
+    /// When it was published, ns (propagation is measured from here).
+    pub published_ns: u64,
     /// Counted as stale already.
     pub stale_counted: bool,
     /// Some node abandoned it as its tip (counted as one reorganisation).
@@ -120,6 +122,7 @@ impl BlockTree {
                 size_bytes: 0,
                 n_txs: 0,
                 published: true,
+                published_ns: 0,
                 stale_counted: false,
                 reorged: false,
             }],
@@ -156,6 +159,7 @@ impl BlockTree {
             size_bytes,
             n_txs,
             published: false,
+            published_ns: created_ns,
             stale_counted: false,
             reorged: false,
         });

@@ -497,6 +497,7 @@ impl PosReplica {
             let mut guard = self.shared.borrow_mut();
             let sh = &mut *guard;
             sh.tree.blocks[b as usize].published = true;
+            sh.tree.blocks[b as usize].published_ns = ctx.now();
             let mut stale = 0;
             if sh.tree.better(b, sh.best) {
                 let old = sh.best;
@@ -556,7 +557,7 @@ impl PosReplica {
         while let Some(x) = todo.pop() {
             let (size, created) = {
                 let sh = self.shared.borrow();
-                (sh.tree.get(x).size_bytes, sh.tree.get(x).created_ns)
+                (sh.tree.get(x).size_bytes, sh.tree.get(x).published_ns)
             };
             // Leader proof and block signature, then the block body.
             ctx.charge_verify(2);

@@ -818,6 +818,7 @@ impl PowReplica {
             let mut guard = self.shared.borrow_mut();
             let sh = &mut *guard;
             sh.tree.blocks[b as usize].published = true;
+            sh.tree.blocks[b as usize].published_ns = ctx.now();
             let mut stale = 0;
             if sh.tree.better(b, sh.best) {
                 let old = sh.best;
@@ -949,7 +950,7 @@ impl PowReplica {
         let (size, created) = {
             let sh = self.shared.borrow();
             let blk = sh.tree.get(b);
-            (blk.size_bytes, blk.created_ns)
+            (blk.size_bytes, blk.published_ns)
         };
         let cpu_ms = self.cfg.p.validate_ms + self.cfg.p.validate_ms_per_mb * size as f64 / 1e6;
         ctx.charge_ns((cpu_ms * 1e6) as u64);
