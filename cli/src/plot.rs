@@ -1049,6 +1049,15 @@ pub fn sweep_plot_stem(param: &str) -> String {
     }
 }
 
+/// File stems of further sweep figures for a swept parameter: for `cross_shard_fraction`,
+/// `throughput_vs_cross_shard_fraction` (throughput; cross-shard vs single-shard latency).
+pub fn extra_sweep_plot_stems(param: &str) -> Vec<String> {
+    match param {
+        "cross_shard_fraction" => vec!["throughput_vs_cross_shard_fraction".into()],
+        _ => Vec::new(),
+    }
+}
+
 fn param_desc(param: &str) -> String {
     match param {
         "shards" => "shards".into(),
@@ -1096,7 +1105,27 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
         if !numeric {
             continue;
         }
-        let others: Vec<&String> = varying.iter().copied().filter(|o| o != param).collect();
+        // Group lines by the other varying parameters, except those that are a function of
+        // this one (a `[[points]]` list that scales, say, clients with shards): grouping by
+        // them would give every point its own line.
+        let determined = |o: &String| {
+            let mut pairs: Vec<(String, String)> = ok
+                .iter()
+                .map(|r| {
+                    let cell =
+                        |k: &String| table.cell(r, k).map(|c| c.to_text()).unwrap_or_default();
+                    (cell(param), cell(o))
+                })
+                .collect();
+            pairs.sort();
+            pairs.dedup();
+            pairs.windows(2).all(|w| w[0].0 != w[1].0)
+        };
+        let others: Vec<&String> = varying
+            .iter()
+            .copied()
+            .filter(|o| o != param && !determined(o))
+            .collect();
         // group label -> rows
         let mut groups: BTreeMap<String, Vec<&output::TableRow>> = BTreeMap::new();
         for r in &ok {
@@ -1212,6 +1241,70 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             right,
         };
         written.extend(render(dir, &sweep_plot_stem(param), &fig)?);
+        let split = table
+            .header
+            .iter()
+            .any(|h| h == "cross_shard_latency_ms_p50");
+        if param.as_str() == "cross_shard_fraction" && split {
+            // Throughput, and the latency of cross-shard vs single-shard transactions.
+            let mut left = Panel {
+                caption: "Throughput".into(),
+                y_desc: "committed tx/s".into(),
+                series: Vec::new(),
+                identity: false,
+            };
+            let mut right = Panel {
+                caption: "Commit latency: cross-shard vs single-shard".into(),
+                y_desc: "latency (ms)".into(),
+                series: Vec::new(),
+                identity: false,
+            };
+            for (i, (g, rows)) in groups.iter().enumerate() {
+                left.series.push(Series {
+                    label: if g.is_empty() {
+                        "throughput".to_string()
+                    } else {
+                        g.clone()
+                    },
+                    color: color(i),
+                    dashed: false,
+                    points: series_of(rows, "throughput_tps", 1.0),
+                });
+                for (k, (col, what, dashed)) in [
+                    ("cross_shard_latency_ms_p50", "cross-shard p50", false),
+                    ("single_shard_latency_ms_p50", "single-shard p50", true),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    // Points where no transaction of that class committed report 0: skip them.
+                    let pts: Vec<(f64, f64)> = series_of(rows, col, 1.0)
+                        .into_iter()
+                        .filter(|p| p.1 > 0.0)
+                        .collect();
+                    right.series.push(Series {
+                        label: name(g, what),
+                        color: color(2 * i + k),
+                        dashed,
+                        points: pts,
+                    });
+                }
+            }
+            let mut title = format!(
+                "Throughput and cross- vs single-shard latency — {} points",
+                ok.len()
+            );
+            title.push_str(&failed_note(failed, "point"));
+            let fig = SweepFig {
+                title,
+                x_desc: param_desc(param),
+                left,
+                right,
+            };
+            for stem in extra_sweep_plot_stems(param) {
+                written.extend(render(dir, &stem, &fig)?);
+            }
+        }
     }
     Ok(written)
 }
