@@ -930,7 +930,9 @@ pub struct LatencyPoint {
 }
 
 /// Loads and checks `DIR/latency.csv` (percentiles within 0..=100, non-negative latencies);
-/// errors name the file, the line and the column.
+/// errors name the file, the line and the column. A run that committed nothing after warm-up
+/// writes its percentile rows with an empty `latency_ms`: those rows are skipped (no
+/// distribution), so such a run loads as an empty list.
 pub fn load_latency(dir: impl AsRef<Path>) -> Result<Vec<LatencyPoint>, OutputError> {
     let raw = RawCsv::read(&dir.as_ref().join(files::LATENCY))?;
     let (p, l) = (raw.column("percentile")?, raw.column("latency_ms")?);
@@ -940,7 +942,9 @@ pub fn load_latency(dir: impl AsRef<Path>) -> Result<Vec<LatencyPoint>, OutputEr
         if !(0.0..=100.0).contains(&percentile) {
             return Err(raw.bad(*line, p, format!("{percentile} is outside 0..=100")));
         }
-        let latency_ms = raw.f64(*line, rec, l)?;
+        let Some(latency_ms) = raw.opt_f64(*line, rec, l)? else {
+            continue;
+        };
         if latency_ms < 0.0 {
             return Err(raw.bad(*line, l, format!("{latency_ms} is negative")));
         }

@@ -127,6 +127,18 @@ const CASES: &[Case] = &[
         &["faults[0] (partition)", "not before the start"],
     ),
     case(
+        "fault-slow-factor-zero.toml",
+        &["faults[0] (slow)", "factor must be a number in (0, 1000]"],
+    ),
+    case(
+        "fault-loss-above-one.toml",
+        &["faults[0] (loss)", "loss must be in [0, 1], got 1.5"],
+    ),
+    case(
+        "fault-duplicate-node.toml",
+        &["faults[0] (partition)", "node 2 is listed twice in `nodes`"],
+    ),
+    case(
         "fault-unknown-kind.toml",
         &["unknown variant `meteor`", "crash"],
     ),

@@ -218,6 +218,16 @@ impl RunResult {
         self.metrics.blocks_committed
     }
 
+    /// Transactions committed in each time-series bucket (warm-up included, by
+    /// commit time) and the bucket width, s.
+    pub fn committed_per_bucket(&self) -> (f64, Vec<u64>) {
+        let m = &self.metrics;
+        (
+            m.bucket_ns as f64 / 1e9,
+            m.buckets.iter().map(|b| b.committed).collect(),
+        )
+    }
+
     /// View changes counted.
     pub fn view_changes(&self) -> u64 {
         self.metrics.view_changes

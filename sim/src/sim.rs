@@ -1276,7 +1276,7 @@ fn target(node: Option<NodeId>, from: Option<NodeId>, to: Option<NodeId>) -> Lin
     match (node, from, to) {
         (Some(n), _, _) => LinkTarget::Node(n),
         (None, Some(a), Some(b)) => LinkTarget::Link(a, b),
-        // validate() guarantees one of the two forms
-        _ => LinkTarget::Node(NodeId::MAX),
+        // validate() allows only these forms and "no target" (every link)
+        _ => LinkTarget::All,
     }
 }

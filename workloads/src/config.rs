@@ -243,6 +243,12 @@ pub struct HospitalConfig {
     /// Clinicians per hospital (user ids of accesses): 25,000 providers over 93
     /// hospitals in the Indiana HIE (IHIE 2016) ≈ 270.
     pub clinicians_per_hospital: u32,
+    /// Start in the steady state (default true): every patient's home consent was granted
+    /// before the run, at a uniformly random time within the last `consent_duration_days`,
+    /// so consent grants occur at their renewal and re-grant rate. `false`: the ledger
+    /// starts cold and every patient's first activity in the run is a consent grant (in a
+    /// short run over many patients, most transactions).
+    pub warm_start: bool,
 }
 
 impl Default for HospitalConfig {
@@ -258,6 +264,7 @@ impl Default for HospitalConfig {
             consent_revoke_fraction: 0.001,
             consent_duration_days: 365.0,
             clinicians_per_hospital: 270,
+            warm_start: true,
         }
     }
 }

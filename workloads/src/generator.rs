@@ -192,6 +192,7 @@ impl Generator {
             &cfg.hospital,
             consortium,
             Stream::new(seed, "workload/hospital"),
+            Stream::new(seed, "workload/hospital/warm-start"),
         );
         let imaging = Imaging::new(
             &cfg.imaging,
