@@ -281,3 +281,24 @@ fn nonsense_settings_are_refused() {
     );
     bad(scenario(1, 60.0, 0.0, "", ""), "nodes_per_shard");
 }
+
+#[test]
+fn reorganisation_deeper_than_k_is_a_reported_safety_violation() {
+    // A selfish miner with 45 % of the hash power overrides honest chains longer
+    // than k = 2 confirmations: honest nodes then commit a different block at a
+    // height they had committed, and the run stops with the seed.
+    let s = scenario(
+        30,
+        30000.0,
+        0.0,
+        "block_interval_ms = 20000\nblock_size_bytes = 1000\nlarge_miner_share = 0.45\nlarge_miner = 3\nconfirmations = 2",
+        "[[faults]]\nkind = \"byzantine\"\nnodes = [3]\nbehaviour = \"selfish-mine\"\nat_s = 0\n",
+    );
+    match run(&s, &RunOptions::default()) {
+        Ok(r) => panic!("no violation: {}", chain(&r)),
+        Err(e) => {
+            let m = e.to_string();
+            assert!(m.contains("safety") && m.contains("--seed 1"), "{m}");
+        }
+    }
+}
