@@ -375,31 +375,27 @@ pub fn swarm(args: SwarmArgs) -> Result<(), Failure> {
         for &seed in &seeds {
             let case = swarm::draw(seed);
             say(&format!(
-                "# swarm seed {seed}: {}\n# commits must resume by {} s\n{}",
+                "# swarm seed {seed}: {}\n# commits must resume by {} s; replay: {}\n{}",
                 swarm::describe(&case),
                 case.resume_from_s,
+                swarm::replay_commands(seed),
                 case.scenario.to_toml_string()
             ));
         }
+        return Ok(());
     }
     let results = run_swarm(&seeds, args.jobs)?;
     let mut failed = 0usize;
     for (seed, r) in &results {
         let case = swarm::draw(*seed);
         match r {
-            Ok(o) => {
-                if !args.show || seeds.len() > 1 {
-                    say(&format!(
-                        "seed {seed}: ok    {} | before {:.0} tx/s, resumed {:.0} tx/s, {} checks",
-                        swarm::describe(&case),
-                        o.before_tps,
-                        o.resumed_tps,
-                        o.invariants_checked
-                    ));
-                } else {
-                    say(&format!("seed {seed}: ok"));
-                }
-            }
+            Ok(o) => say(&format!(
+                "seed {seed}: ok    {} | before {:.0} tx/s, resumed {:.0} tx/s, {} checks",
+                swarm::describe(&case),
+                o.before_tps,
+                o.resumed_tps,
+                o.invariants_checked
+            )),
             Err(e) => {
                 failed += 1;
                 say(&format!(

@@ -4,8 +4,8 @@
 //! and that commits resume after the faults end.
 //!
 //! The draw is a pure function of the seed (the `swarm/draw` stream), so a seed
-//! replays exactly: `ledgersim swarm --seed N` (add `--show` for the scenario as
-//! TOML, which `ledgersim run` accepts) or
+//! replays exactly: `ledgersim swarm --seed N` (`--show` prints the scenario as
+//! TOML instead, which `ledgersim run` accepts) or
 //! `LEDGERSIM_SWARM_SEED=N cargo test --release -p sim --test swarm -- --nocapture`.
 //!
 //! # What a seed may draw
@@ -13,9 +13,12 @@
 //! BFT, a minority (n-1)/2 for Raft); each faulty node gets one of: a crash
 //! (recovering or permanent), isolation by a partition that heals, or (BFT only)
 //! Byzantine behaviour (equivocate, withhold, silent; for a window or for good).
-//! On top, for any node: CPU slowdowns (2x to 10x), a loss window on every link
-//! (1% to 10%), latency spikes (50 to 300 ms), and a partition of a whole region
-//! (possibly cutting off a majority) that heals. Every windowed fault ends by
+//! Half the time the faulty set is exactly the tolerance, and 40% of the time its
+//! nodes act together (same kind, window and behaviour). On top, up to
+//! [`MAX_EXTRA_FAULTS`] of: CPU slowdowns (2x to 10x) of any node, a loss window on
+//! every link (1% to 10%), latency spikes (50 to 300 ms), a split of one shard's
+//! committee into two random halves, and a partition of a whole region; splits
+//! and partitions may leave no side with a quorum, and they heal. Every windowed fault ends by
 //! [`FAULTS_UNTIL_S`]; the run lasts until at least the protocol's liveness bound
 //! (see [`crate::faultsuite::liveness_bound`]) plus [`RESUME_WINDOW_S`] after that.
 
@@ -34,9 +37,9 @@ pub const WARMUP_S: f64 = 1.0;
 /// No fault starts before this, s.
 pub const FAULTS_FROM_S: f64 = 2.0;
 /// Every windowed fault has ended by this, s.
-pub const FAULTS_UNTIL_S: f64 = 8.0;
+pub const FAULTS_UNTIL_S: f64 = 12.0;
 /// Shortest swarm run, s.
-pub const MIN_DURATION_S: f64 = 16.0;
+pub const MIN_DURATION_S: f64 = 20.0;
 /// Commits must have resumed in this last stretch of the run, s.
 pub const RESUME_WINDOW_S: f64 = 2.0;
 /// ... at this fraction of the pre-fault committed rate at least.
@@ -89,6 +92,9 @@ pub struct SwarmCase {
     pub scenario: Scenario,
     /// Start of the window in which commits must have resumed, s.
     pub resume_from_s: f64,
+    /// The faulty set (every shard's): the only nodes that crash, are isolated
+    /// alone, or turn Byzantine.
+    pub faulty: Vec<NodeId>,
 }
 
 /// How a case went.
@@ -132,7 +138,7 @@ impl std::fmt::Display for SwarmFailure {
 /// The commands that replay seed `seed`.
 pub fn replay_commands(seed: u64) -> String {
     format!(
-        "ledgersim swarm --seed {seed} --show   (or: LEDGERSIM_SWARM_SEED={seed} cargo test --release -p sim --test swarm -- --nocapture)"
+        "ledgersim swarm --seed {seed}   (scenario as TOML: ledgersim swarm --seed {seed} --show > case.toml; or LEDGERSIM_SWARM_SEED={seed} cargo test --release -p sim --test swarm -- --nocapture)"
     )
 }
 
@@ -186,20 +192,52 @@ pub fn draw(seed: u64) -> SwarmCase {
     faultsuite::prepare(&mut s);
 
     let mut faults = Vec::new();
+    let mut faulty = Vec::new();
     for shard in 0..shards {
         let members: Vec<NodeId> = (shard * n..(shard + 1) * n).collect();
-        let k = rng.below((tol.faulty)(n as usize) as u64 + 1) as usize;
+        // Half the time exactly the tolerance (the hardest case), else 0..=f.
+        let f = (tol.faulty)(n as usize);
+        let k = if rng.bernoulli(0.5) {
+            f
+        } else {
+            rng.below(f as u64 + 1) as usize
+        };
+        // Sometimes the faulty nodes act together: one kind, one window, one behaviour.
+        let coordinated = rng.bernoulli(0.4);
+        let kinds = if tol.byzantine { 3 } else { 2 };
+        let shared_kind = rng.below(kinds);
+        let shared_window = window(&mut rng);
+        let behaviours = [
+            ByzantineBehaviour::Equivocate,
+            ByzantineBehaviour::Withhold,
+            ByzantineBehaviour::Silent,
+        ];
+        let shared_behaviour = pick(&mut rng, &behaviours);
+        let shared_permanent = rng.bernoulli(0.3);
         // The first k of a shuffled committee.
         let mut order = members.clone();
         for i in (1..order.len()).rev() {
             let j = rng.below(i as u64 + 1) as usize;
             order.swap(i, j);
         }
+        faulty.extend_from_slice(&order[..k]);
         for &node in &order[..k] {
-            let kinds = if tol.byzantine { 3 } else { 2 };
-            let (at, until) = window(&mut rng);
-            let permanent = rng.bernoulli(0.3);
-            faults.push(match rng.below(kinds) {
+            let (kind, (at, until), behaviour, permanent) = if coordinated {
+                (
+                    shared_kind,
+                    shared_window,
+                    shared_behaviour,
+                    shared_permanent,
+                )
+            } else {
+                (
+                    rng.below(kinds),
+                    window(&mut rng),
+                    pick(&mut rng, &behaviours),
+                    rng.bernoulli(0.3),
+                )
+            };
+            faults.push(match kind {
                 0 => FaultSpec::Crash {
                     node,
                     at_s: at,
@@ -214,14 +252,7 @@ pub fn draw(seed: u64) -> SwarmCase {
                 },
                 _ => FaultSpec::Byzantine {
                     nodes: vec![node],
-                    behaviour: pick(
-                        &mut rng,
-                        &[
-                            ByzantineBehaviour::Equivocate,
-                            ByzantineBehaviour::Withhold,
-                            ByzantineBehaviour::Silent,
-                        ],
-                    ),
+                    behaviour,
                     at_s: at,
                     until_s: (!permanent).then_some(until),
                 },
@@ -232,7 +263,7 @@ pub fn draw(seed: u64) -> SwarmCase {
     for _ in 0..rng.below(MAX_EXTRA_FAULTS + 1) {
         let (at, until) = window(&mut rng);
         let node = rng.below(u64::from(total)) as NodeId;
-        faults.push(match rng.below(4) {
+        faults.push(match rng.below(5) {
             0 => FaultSpec::Slow {
                 node,
                 factor: f64::from(pick(&mut rng, &[2u32, 5, 10])),
@@ -255,6 +286,24 @@ pub fn draw(seed: u64) -> SwarmCase {
                 at_s: at,
                 until_s: Some(until),
             },
+            3 => {
+                // Split one shard's committee in two halves (no side may hold a
+                // quorum); heals.
+                let shard = rng.below(u64::from(shards)) as u32;
+                let mut half: Vec<NodeId> = (shard * n..(shard + 1) * n)
+                    .filter(|_| rng.bernoulli(0.5))
+                    .collect();
+                if half.is_empty() {
+                    half.push(shard * n);
+                }
+                FaultSpec::Partition {
+                    nodes: half,
+                    region: None,
+                    at_s: at,
+                    until_s: Some(until),
+                    one_way: false,
+                }
+            }
             _ => {
                 let regions: Vec<String> = if s.network.placement.is_empty() {
                     s.network.regions.clone()
@@ -275,10 +324,12 @@ pub fn draw(seed: u64) -> SwarmCase {
     let bound = faultsuite::liveness_bound(&s).map_or(faultsuite::DEFAULT_BOUND_S, |b| b.bound_s);
     let resume_from_s = tenth(FAULTS_UNTIL_S + bound);
     s.duration_s = MIN_DURATION_S.max(resume_from_s + RESUME_WINDOW_S).ceil();
+    faulty.sort_unstable();
     SwarmCase {
         seed,
         scenario: s,
         resume_from_s,
+        faulty,
     }
 }
 
