@@ -22,7 +22,7 @@ use ledgersim::cmd::{self, Failure};
 pharmacies, sharded and run by a consensus protocol (PBFT, HotStuff, Raft, proof-of-work, \
 proof-of-stake), on realistic healthcare workloads, in virtual time: same scenario and seed, \
 same result to the bit.",
-    after_help = "Examples:\n  ledgersim run                                  # built-in default scenario\n  ledgersim run imaging --set workload.imaging.mode=onchain --out out/img\n  ledgersim compare --consensus pbft,hotstuff,raft --out out/cmp\n  ledgersim sweep scenarios/sweeps/shards.toml --jobs 2 --out out/shards\n  ledgersim scenarios\n  ledgersim demo --out out/demo && ledgersim verify out/demo/ledger\n\nExit status: 0 success, 1 a run or check failed, 2 bad input."
+    after_help = "Examples:\n  ledgersim run                                  # built-in default scenario\n  ledgersim run imaging --set workload.imaging.mode=onchain --out out/img\n  ledgersim compare --consensus pbft,hotstuff,raft --out out/cmp\n  ledgersim sweep sweeps/load.toml --jobs 2 --out out/load\n  ledgersim scenarios\n  ledgersim demo --out out/demo && ledgersim verify out/demo/ledger\n\nExit status: 0 success, 1 a run or check failed, 2 bad input."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -89,7 +89,7 @@ enum Command {
     },
     /// Run a grid of parameter values over a base scenario, in parallel, resumably.
     #[command(
-        after_help = "Example:\n  ledgersim sweep scenarios/sweeps/shards.toml --jobs 2 --out out/shards\n  ledgersim sweep scenarios/sweeps/shards.toml --out out/shards --resume   # after an interruption\n\nSWEEP.toml names a base scenario and the values of each swept key (see docs/sweep.md). \
+        after_help = "Example:\n  ledgersim sweep sweeps/load.toml --jobs 2 --out out/load\n  ledgersim sweep sweeps/load.toml --out out/load --resume   # after an interruption\n\nSWEEP.toml names a base scenario and the values of each swept key (see \"Sweep files\" in docs/scenario.md). \
 Writes DIR/sweep.csv, DIR/points/<n>/ and plots; sweep.csv does not depend on --jobs."
     )]
     Sweep {

@@ -57,6 +57,14 @@ const CASES: &[Case] = &[
     ),
     case("zero-shards.toml", &["`shards`", "must be at least 1"]),
     case(
+        "committee-assignment-unknown.toml",
+        &["`committee_assignment`", "round_robin", "by_organisation"],
+    ),
+    case(
+        "client-retries-over-limit.toml",
+        &["`client_retries`", "must be in 0..=16"],
+    ),
+    case(
         "zero-nodes-per-shard.toml",
         &["`nodes_per_shard`", "must be at least 1"],
     ),

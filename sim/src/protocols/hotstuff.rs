@@ -77,6 +77,7 @@
 //! - `mempool_fanout = 2`: upcoming leaders a gateway forwards its batches to.
 //! - `mempool_batch_ms = 10`: longest a gateway holds transactions before forwarding.
 
+use crate::idset::IdSet;
 use crate::kernel::NS_PER_MS;
 use crate::protocol::{
     BlockRef, ByzantineBehaviour, Ctx, Message, NodeId, Protocol, Replica, TimerId, TxRef,
@@ -397,7 +398,7 @@ pub struct HotStuffReplica {
     // Volatile state.
     pool: VecDeque<TxRef>,
     in_pool: FxHashSet<u32>,
-    recent_committed: FxHashSet<u32>,
+    recent_committed: IdSet,
     recent_order: VecDeque<u32>,
     outbox: Vec<TxRef>,
     outbox_bytes: u64,
@@ -446,7 +447,7 @@ impl HotStuffReplica {
             prune_mark: TREE_PRUNE_MIN_BLOCKS,
             pool: VecDeque::new(),
             in_pool: FxHashSet::default(),
-            recent_committed: FxHashSet::default(),
+            recent_committed: IdSet::new(),
             recent_order: VecDeque::new(),
             outbox: Vec::new(),
             outbox_bytes: 0,
@@ -776,7 +777,7 @@ impl HotStuffReplica {
                     self.recent_order.push_back(id);
                     if self.recent_order.len() > MAX_RECENT_COMMITTED {
                         if let Some(old) = self.recent_order.pop_front() {
-                            self.recent_committed.remove(&old);
+                            self.recent_committed.remove(old);
                         }
                     }
                 }
@@ -825,7 +826,7 @@ impl HotStuffReplica {
     /// Add a transaction to the pool; false if known, committed or the pool is full.
     fn pool_add(&mut self, tx: TxRef) -> bool {
         if self.in_pool.len() >= MAX_POOL_TXS
-            || self.recent_committed.contains(&tx.id)
+            || self.recent_committed.contains(tx.id)
             || !self.in_pool.insert(tx.id)
         {
             return false;
