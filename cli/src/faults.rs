@@ -115,6 +115,12 @@ fn fault_description(s: &Scenario) -> String {
     match w {
         Some(w) => match w.end_s {
             Some(e) => format!("{}–{} s", w.start_s, e),
+            None if w.reference_s > w.start_s => {
+                format!(
+                    "from {} s (permanent), last at {} s",
+                    w.start_s, w.reference_s
+                )
+            }
             None => format!("from {} s, permanent", w.start_s),
         },
         None => "none".into(),
@@ -197,9 +203,9 @@ Everything in the tables is simulated and deterministic (seed 1 for every suite 
     ));
     md.push_str(&format!(
         "## How to read the table\n\n\
-- *before*: mean committed tx/s from the end of the warm-up to the first fault; *during*: while the faults act \
-(for a permanent fault: from its start for the length of the bound); *after*: the rest of the run.\n\
-- *recovery*: seconds from the end of the faults (from their start if a fault is permanent) until the committed rate, \
+- *before*: mean committed tx/s from the end of the warm-up to the first fault; *during*: from the first fault to that \
+reference time (for a single permanent fault: from its start for the length of the bound); *after*: the rest of the run.\n\
+- *recovery*: seconds from the last time a fault changes state (the end of the last windowed fault, or the start of a permanent one, whichever is later) until the committed rate, \
 over a trailing window (1 s; HotStuff: two view timeouts + 0.5 s, because with a leader down it commits in bursts once per rotation), \
 is at least {:.0}% of *before* and stays there to the end of the run. 0 means it never dropped below that after the reference time. \
 *outage*: the longest stretch after the first fault with the rate below that threshold (a crash-and-recover fault can have a long outage \
