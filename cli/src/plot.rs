@@ -1072,7 +1072,8 @@ impl Figure for SweepFig {
 }
 
 /// File stem of the sweep figure for a swept parameter: `throughput_vs_shards`,
-/// `latency_vs_offered_load`, `abort_rate_vs_cross_shard_fraction`, otherwise
+/// `latency_vs_offered_load`, `abort_rate_vs_cross_shard_fraction`,
+/// `abort_rate_vs_hot_payer_fraction` (`workload.payment.hot_payer_fraction`), otherwise
 /// `throughput_latency_vs_<param>` (characters other than ASCII letters, digits, `-` and `_`
 /// become `_`).
 pub fn sweep_plot_stem(param: &str) -> String {
@@ -1080,6 +1081,7 @@ pub fn sweep_plot_stem(param: &str) -> String {
         "shards" => "throughput_vs_shards".into(),
         "offered_tps" => "latency_vs_offered_load".into(),
         "cross_shard_fraction" => "abort_rate_vs_cross_shard_fraction".into(),
+        "workload.payment.hot_payer_fraction" => "abort_rate_vs_hot_payer_fraction".into(),
         other => {
             let safe: String = other
                 .chars()
@@ -1110,6 +1112,7 @@ fn param_desc(param: &str) -> String {
         "shards" => "shards".into(),
         "offered_tps" => "offered load (tx/s)".into(),
         "cross_shard_fraction" => "cross-shard fraction of transactions".into(),
+        "workload.payment.hot_payer_fraction" => "share of payments made by the hot payer".into(),
         "nodes_per_shard" => "nodes per shard".into(),
         "block_max_tx" => "block size limit (tx)".into(),
         other => other.to_string(),
@@ -1218,7 +1221,7 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             }
         };
         let (left_col, left_scale, left_caption, left_y, left_what) = match param.as_str() {
-            "cross_shard_fraction" => (
+            "cross_shard_fraction" | "workload.payment.hot_payer_fraction" => (
                 "cross_shard_abort_rate",
                 100.0,
                 "Cross-shard abort rate",
@@ -1282,6 +1285,9 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             "shards" => "Throughput and latency vs shards".to_string(),
             "offered_tps" => "Latency vs offered load".to_string(),
             "cross_shard_fraction" => "Abort rate and latency vs cross-shard fraction".to_string(),
+            "workload.payment.hot_payer_fraction" => {
+                "Abort rate and latency vs hot payer share".to_string()
+            }
             other => format!("Throughput and latency vs {other}"),
         };
         title.push_str(&format!(" — {} points", ok.len()));

@@ -130,8 +130,8 @@ fn hot_payer_aborts_under_locks_not_under_escrow() {
 
 fn crash_scenario() -> Scenario {
     Scenario::from_toml_str(
-        include_str!("../../scenarios/faults/crash-during-cross-shard.toml"),
-        "crash-during-cross-shard.toml",
+        include_str!("../../scenarios/faults/pbft-crash-during-cross-shard.toml"),
+        "pbft-crash-during-cross-shard.toml",
     )
     .expect("scenario")
 }
