@@ -40,10 +40,15 @@ pub const FAULTS_FROM_S: f64 = 2.0;
 pub const FAULTS_UNTIL_S: f64 = 12.0;
 /// Shortest swarm run, s.
 pub const MIN_DURATION_S: f64 = 20.0;
-/// Commits must have resumed in this last stretch of the run, s.
-pub const RESUME_WINDOW_S: f64 = 2.0;
-/// ... at this fraction of the pre-fault committed rate at least.
-pub const RESUME_FRACTION: f64 = 0.3;
+/// Commits must have resumed in this last stretch of the run, s (longer than the
+/// commit bursts of round-robin HotStuff with two consecutive leaders down, about
+/// 3 s apart).
+pub const RESUME_WINDOW_S: f64 = 4.0;
+/// ... at this fraction of the pre-fault committed rate at least. Low on purpose:
+/// with a leader down for good, round-robin HotStuff commits once per rotation
+/// and small blocks cap its rate far below the load; the suite measures rates,
+/// the swarm asks whether commits resume at all.
+pub const RESUME_FRACTION: f64 = 0.1;
 /// Most extra (non-faulty-set) faults per seed.
 pub const MAX_EXTRA_FAULTS: u64 = 3;
 
