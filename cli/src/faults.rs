@@ -296,11 +296,12 @@ is 0 for every run that finished and the run is listed as failed otherwise.\n\n"
     md.push_str(&format!(
         "\n## Swarm\n\n{} seeds (1..={}), each drawing a protocol ({}), a committee, a load and a random fault schedule within \
 the protocol's tolerance (`sim::swarm`); a seed passes if no invariant broke and, after every fault ended plus the bound, \
-the last {} s commit at least {:.0}% of the pre-fault rate.\n\n",
+every {} s window from then to the end of the run (at least {} s) commits at least {:.0}% of the pre-fault rate.\n\n",
         swarm.len(),
         args.swarm_seeds,
         swarm::SWARM_PROTOCOLS.join(", "),
         swarm::RESUME_WINDOW_S,
+        swarm::RESUME_WINDOW_S + swarm::RESUME_SLIDE_S,
         swarm::RESUME_FRACTION * 100.0
     ));
     if !swarm.is_empty() {

@@ -49,6 +49,9 @@ pub const RESUME_WINDOW_S: f64 = 4.0;
 /// and small blocks cap its rate far below the load; the suite measures rates,
 /// the swarm asks whether commits resume at all.
 pub const RESUME_FRACTION: f64 = 0.1;
+/// The resume check slides its window over this much more of the run, s: every
+/// [`RESUME_WINDOW_S`] window from the resume time on must pass.
+pub const RESUME_SLIDE_S: f64 = 2.0;
 /// Most extra (non-faulty-set) faults per seed.
 pub const MAX_EXTRA_FAULTS: u64 = 3;
 
@@ -113,7 +116,7 @@ pub struct SwarmOutcome {
     pub faults: usize,
     /// Committed tx/s before the first fault.
     pub before_tps: f64,
-    /// Committed tx/s in the resume window.
+    /// Committed tx/s in the worst resume window.
     pub resumed_tps: f64,
     /// Invariant checks made.
     pub invariants_checked: u64,
@@ -328,7 +331,9 @@ pub fn draw(seed: u64) -> SwarmCase {
     s.faults = faults;
     let bound = faultsuite::liveness_bound(&s).map_or(faultsuite::DEFAULT_BOUND_S, |b| b.bound_s);
     let resume_from_s = tenth(FAULTS_UNTIL_S + bound);
-    s.duration_s = MIN_DURATION_S.max(resume_from_s + RESUME_WINDOW_S).ceil();
+    s.duration_s = MIN_DURATION_S
+        .max(resume_from_s + RESUME_WINDOW_S + RESUME_SLIDE_S)
+        .ceil();
     faulty.sort_unstable();
     SwarmCase {
         seed,
@@ -365,7 +370,18 @@ pub fn check(case: &SwarmCase) -> Result<SwarmOutcome, SwarmFailure> {
         .min(FAULTS_FROM_S);
     let before_tps = rate(s.warmup_s, first);
     let end = r.sim_time_s;
-    let resumed_tps = rate(end - RESUME_WINDOW_S, end);
+    // The worst window ending in [resume_from + RESUME_WINDOW_S, end].
+    let first_end = (case.resume_from_s + RESUME_WINDOW_S).min(end);
+    let steps = ((end - first_end) / bucket_s).round() as usize;
+    let (mut resumed_tps, mut worst_end) = (f64::INFINITY, end);
+    for k in 0..=steps {
+        let e = end - k as f64 * bucket_s;
+        let x = rate(e - RESUME_WINDOW_S, e);
+        if x < resumed_tps {
+            resumed_tps = x;
+            worst_end = e;
+        }
+    }
     let outcome = SwarmOutcome {
         seed: case.seed,
         protocol: s.consensus.clone(),
@@ -379,8 +395,8 @@ pub fn check(case: &SwarmCase) -> Result<SwarmOutcome, SwarmFailure> {
     }
     if resumed_tps < RESUME_FRACTION * before_tps {
         return Err(SwarmFailure::Stalled(format!(
-            "{resumed_tps:.0} tx/s committed in the last {RESUME_WINDOW_S} s (from {:.1} s), below {RESUME_FRACTION} x the {before_tps:.0} tx/s before the faults",
-            end - RESUME_WINDOW_S
+            "{resumed_tps:.0} tx/s committed in [{:.1}, {worst_end:.1}) s, below {RESUME_FRACTION} x the {before_tps:.0} tx/s before the faults",
+            worst_end - RESUME_WINDOW_S
         )));
     }
     Ok(outcome)

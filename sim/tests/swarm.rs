@@ -108,6 +108,6 @@ fn draws_are_deterministic_and_within_tolerance() {
                 "seed {seed}: {k} faulty nodes in shard {shard} of {nps}"
             );
         }
-        assert!(a.resume_from_s + swarm::RESUME_WINDOW_S <= s.duration_s);
+        assert!(a.resume_from_s + swarm::RESUME_WINDOW_S + swarm::RESUME_SLIDE_S <= s.duration_s);
     }
 }
