@@ -150,7 +150,7 @@ broke an invariant or recovered later than its bound, or a swarm seed failed (th
     /// Swarm test: each seed draws a protocol, committee, load and random fault schedule
     /// within the protocol's tolerance; checks invariants and that commits resume.
     #[command(
-        after_help = "Examples:\n  ledgersim swarm --seeds 500 --jobs 2\n  ledgersim swarm --seed 17 --show      # replay one seed, print its scenario as TOML\n\nExit status 1 if a seed fails; each failure prints its seed and the command that replays it."
+        after_help = "Examples:\n  ledgersim swarm --seeds 500 --jobs 2\n  ledgersim swarm --seed 17              # replay one seed\n  ledgersim swarm --seed 17 --show > case.toml && ledgersim run case.toml --trace t.txt\n\nExit status 1 if a seed fails; each failure prints its seed and the command that replays it."
     )]
     Swarm {
         /// Number of seeds to run.
@@ -162,7 +162,7 @@ broke an invariant or recovered later than its bound, or a swarm seed failed (th
         /// Run exactly this seed (same as --start N --seeds 1).
         #[arg(long, conflicts_with_all = ["seeds", "start"])]
         seed: Option<u64>,
-        /// Print each drawn scenario as TOML (accepted by `ledgersim run`).
+        /// Print each drawn scenario as TOML (accepted by `ledgersim run`) instead of running it.
         #[arg(long)]
         show: bool,
         /// Parallel runs (default: number of CPUs).
