@@ -8,6 +8,7 @@
 //! `hospital` scenario shortened to 10 s and reports kernel events per second.
 #![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items.
 
+use benches::cpu_time::ThreadCpuTime;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use sim::kernel::EventQueue;
 
@@ -20,7 +21,7 @@ struct TimerEvent {
     timer: u32,
 }
 
-fn bench_kernel(c: &mut Criterion) {
+fn bench_kernel(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("kernel");
     g.throughput(Throughput::Elements(EVENTS_PER_ITER));
     g.bench_function("timers_10k_pending", |b| {
@@ -63,7 +64,7 @@ fn bench_kernel(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_simulation(c: &mut Criterion) {
+fn bench_simulation(c: &mut Criterion<ThreadCpuTime>) {
     let mut s = sim::builtin::get("hospital").expect("built-in hospital scenario");
     s.duration_s = 10.0;
     s.warmup_s = 2.0;
@@ -85,5 +86,9 @@ fn bench_simulation(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_kernel, bench_simulation);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = bench_kernel, bench_simulation
+}
 criterion_main!(benches);

@@ -5,6 +5,7 @@
 // `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]
 
+use benches::cpu_time::ThreadCpuTime;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use workloads::config::{ImagingMode, MixConfig};
@@ -24,7 +25,7 @@ fn only(family: &str) -> MixConfig {
     }
 }
 
-fn bench_generation(c: &mut Criterion) {
+fn bench_generation(c: &mut Criterion<ThreadCpuTime>) {
     let consortium = Consortium::new(&ConsortiumConfig::default(), 1).expect("default consortium");
     let mut cases: Vec<(&str, WorkloadConfig)> = vec![("default_mix", WorkloadConfig::default())];
     for family in ["hospital", "imaging", "claims", "supply_chain", "payment"] {
@@ -63,5 +64,9 @@ fn bench_generation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_generation);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = bench_generation
+}
 criterion_main!(benches);

@@ -47,7 +47,9 @@ pub mod files {
     pub const POINTS_DIR: &str = "points";
 }
 
-/// Metric columns of `compare.csv` and `sweep.csv`, in their contractual order.
+/// Metric columns of `compare.csv` and `sweep.csv`, in their contractual order. The first
+/// [`REQUIRED_METRIC_COLUMNS`] are in every table ever written; later ones were added since
+/// (a table without them still loads; their cells are then absent).
 pub const METRIC_COLUMNS: [&str; 27] = [
     "status",
     "seed",
@@ -71,12 +73,15 @@ pub const METRIC_COLUMNS: [&str; 27] = [
     "invariant_violations",
     "trace_digest",
     "wall_time_s",
-    "blocks_committed",
     "cross_shard_latency_ms_p50",
     "cross_shard_latency_ms_p99",
     "single_shard_latency_ms_p50",
     "single_shard_latency_ms_p99",
+    "blocks_committed",
 ];
+
+/// How many leading [`METRIC_COLUMNS`] a loaded table must have.
+pub const REQUIRED_METRIC_COLUMNS: usize = 22;
 
 /// Metric columns that hold text, not numbers.
 const TEXT_METRIC_COLUMNS: [&str; 2] = ["status", "trace_digest"];
@@ -1061,7 +1066,7 @@ pub fn load_table_csv(path: impl AsRef<Path>) -> Result<Table, OutputError> {
             })
         }
     };
-    for m in METRIC_COLUMNS {
+    for m in &METRIC_COLUMNS[..REQUIRED_METRIC_COLUMNS] {
         raw.column(m)?;
     }
     let numeric: Vec<bool> = raw
@@ -1138,10 +1143,10 @@ pub fn metric_cells(status: &str, summary: Option<&Summary>) -> Vec<String> {
         s.invariants.violations.to_string(),
         s.trace_digest.clone(),
         format!("{}", s.wall_time_s),
-        s.blocks_committed.to_string(),
         opt_num(s.cross_shard.latency_ms_p50),
         opt_num(s.cross_shard.latency_ms_p99),
         opt_num(s.cross_shard.single_shard_latency_ms_p50),
         opt_num(s.cross_shard.single_shard_latency_ms_p99),
+        s.blocks_committed.to_string(),
     ]
 }

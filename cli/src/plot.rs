@@ -1072,7 +1072,8 @@ impl Figure for SweepFig {
 }
 
 /// File stem of the sweep figure for a swept parameter: `throughput_vs_shards`,
-/// `latency_vs_offered_load`, `abort_rate_vs_cross_shard_fraction`, otherwise
+/// `latency_vs_offered_load`, `abort_rate_vs_cross_shard_fraction`,
+/// `abort_rate_vs_hot_payer_fraction` (`workload.payment.hot_payer_fraction`), otherwise
 /// `throughput_latency_vs_<param>` (characters other than ASCII letters, digits, `-` and `_`
 /// become `_`).
 pub fn sweep_plot_stem(param: &str) -> String {
@@ -1080,6 +1081,7 @@ pub fn sweep_plot_stem(param: &str) -> String {
         "shards" => "throughput_vs_shards".into(),
         "offered_tps" => "latency_vs_offered_load".into(),
         "cross_shard_fraction" => "abort_rate_vs_cross_shard_fraction".into(),
+        "workload.payment.hot_payer_fraction" => "abort_rate_vs_hot_payer_fraction".into(),
         other => {
             let safe: String = other
                 .chars()
@@ -1096,11 +1098,21 @@ pub fn sweep_plot_stem(param: &str) -> String {
     }
 }
 
+/// File stems of further sweep figures for a swept parameter: for `cross_shard_fraction`,
+/// `throughput_vs_cross_shard_fraction` (throughput; cross-shard vs single-shard latency).
+pub fn extra_sweep_plot_stems(param: &str) -> Vec<String> {
+    match param {
+        "cross_shard_fraction" => vec!["throughput_vs_cross_shard_fraction".into()],
+        _ => Vec::new(),
+    }
+}
+
 fn param_desc(param: &str) -> String {
     match param {
         "shards" => "shards".into(),
         "offered_tps" => "offered load (tx/s)".into(),
         "cross_shard_fraction" => "cross-shard fraction of transactions".into(),
+        "workload.payment.hot_payer_fraction" => "share of payments made by the hot payer".into(),
         "nodes_per_shard" => "nodes per shard".into(),
         "block_max_tx" => "block size limit (tx)".into(),
         other => other.to_string(),
@@ -1143,7 +1155,27 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
         if !numeric {
             continue;
         }
-        let others: Vec<&String> = varying.iter().copied().filter(|o| o != param).collect();
+        // Group lines by the other varying parameters, except those that are a function of
+        // this one (a `[[points]]` list that scales, say, clients with shards): grouping by
+        // them would give every point its own line.
+        let determined = |o: &String| {
+            let mut pairs: Vec<(String, String)> = ok
+                .iter()
+                .map(|r| {
+                    let cell =
+                        |k: &String| table.cell(r, k).map(|c| c.to_text()).unwrap_or_default();
+                    (cell(param), cell(o))
+                })
+                .collect();
+            pairs.sort();
+            pairs.dedup();
+            pairs.windows(2).all(|w| w[0].0 != w[1].0)
+        };
+        let others: Vec<&String> = varying
+            .iter()
+            .copied()
+            .filter(|o| o != param && !determined(o))
+            .collect();
         // group label -> rows
         let mut groups: BTreeMap<String, Vec<&output::TableRow>> = BTreeMap::new();
         for r in &ok {
@@ -1189,7 +1221,7 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             }
         };
         let (left_col, left_scale, left_caption, left_y, left_what) = match param.as_str() {
-            "cross_shard_fraction" => (
+            "cross_shard_fraction" | "workload.payment.hot_payer_fraction" => (
                 "cross_shard_abort_rate",
                 100.0,
                 "Cross-shard abort rate",
@@ -1253,6 +1285,9 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             "shards" => "Throughput and latency vs shards".to_string(),
             "offered_tps" => "Latency vs offered load".to_string(),
             "cross_shard_fraction" => "Abort rate and latency vs cross-shard fraction".to_string(),
+            "workload.payment.hot_payer_fraction" => {
+                "Abort rate and latency vs hot payer share".to_string()
+            }
             other => format!("Throughput and latency vs {other}"),
         };
         title.push_str(&format!(" — {} points", ok.len()));
@@ -1267,6 +1302,70 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             right,
         };
         written.extend(render(dir, &sweep_plot_stem(param), &fig)?);
+        let split = table
+            .header
+            .iter()
+            .any(|h| h == "cross_shard_latency_ms_p50");
+        if param.as_str() == "cross_shard_fraction" && split {
+            // Throughput, and the latency of cross-shard vs single-shard transactions.
+            let mut left = Panel {
+                caption: "Throughput".into(),
+                y_desc: "committed tx/s".into(),
+                series: Vec::new(),
+                identity: false,
+            };
+            let mut right = Panel {
+                caption: "Commit latency: cross-shard vs single-shard".into(),
+                y_desc: "latency (ms)".into(),
+                series: Vec::new(),
+                identity: false,
+            };
+            for (i, (g, rows)) in groups.iter().enumerate() {
+                left.series.push(Series {
+                    label: if g.is_empty() {
+                        "throughput".to_string()
+                    } else {
+                        g.clone()
+                    },
+                    color: color(i),
+                    dashed: false,
+                    points: series_of(rows, "throughput_tps", 1.0),
+                });
+                for (k, (col, what, dashed)) in [
+                    ("cross_shard_latency_ms_p50", "cross-shard p50", false),
+                    ("single_shard_latency_ms_p50", "single-shard p50", true),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    // Points where no transaction of that class committed report 0: skip them.
+                    let pts: Vec<(f64, f64)> = series_of(rows, col, 1.0)
+                        .into_iter()
+                        .filter(|p| p.1 > 0.0)
+                        .collect();
+                    right.series.push(Series {
+                        label: name(g, what),
+                        color: color(2 * i + k),
+                        dashed,
+                        points: pts,
+                    });
+                }
+            }
+            let mut title = format!(
+                "Throughput and cross- vs single-shard latency — {} points",
+                ok.len()
+            );
+            title.push_str(&failed_note(failed, "point"));
+            let fig = SweepFig {
+                title,
+                x_desc: param_desc(param),
+                left,
+                right,
+            };
+            for stem in extra_sweep_plot_stems(param) {
+                written.extend(render(dir, &stem, &fig)?);
+            }
+        }
     }
     Ok(written)
 }

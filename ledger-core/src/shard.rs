@@ -156,6 +156,7 @@ impl BlockLog {
     }
 }
 
+#[derive(Clone)]
 struct Staged {
     writes: Vec<Write>,
     locked: Vec<Key>,
@@ -169,6 +170,7 @@ struct Staged {
 ///
 /// Aligned to 128 bytes (two cache lines, the prefetch pair) so that shards stored side by
 /// side in a `Vec` and applied on different threads never share a cache line.
+#[derive(Clone)]
 #[repr(align(128))]
 pub struct ShardLedger {
     shard: ShardId,
@@ -629,7 +631,9 @@ impl Default for LedgerConfig {
     }
 }
 
-/// The whole sharded ledger.
+/// The whole sharded ledger (`Clone` so benches can start every measured block from
+/// the same warmed state).
+#[derive(Clone)]
 pub struct Ledger {
     /// The shards, indexed by shard id.
     pub shards: Vec<ShardLedger>,

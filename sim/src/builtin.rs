@@ -32,8 +32,18 @@ pub const BUILTINS: &[(&str, &str, &str)] = &[
     ),
     (
         "large",
-        "16 shards of 7 nodes over six regions, 20,000 tx/s, 10 s",
+        "reference large run: 16 shards x 7 PBFT replicas in 4 regions, mixed workload at 20,000 tx/s, 60 s",
         include_str!("../../scenarios/large.toml"),
+    ),
+    (
+        "sharded",
+        "8 PBFT committees of 4 (random assignment), 10% cross-shard, client resends",
+        include_str!("../../scenarios/sharded.toml"),
+    ),
+    (
+        "shards-64",
+        "64 shards x 16 PBFT nodes = 1,024 nodes, 10% cross-shard, 30,000 tx/s",
+        include_str!("../../scenarios/shards-64.toml"),
     ),
 ];
 

@@ -522,6 +522,11 @@ pub struct PaymentConfig {
     pub amount_median_cents: u64,
     /// Sigma of the lognormal amount. est. 1.0.
     pub amount_sigma: f64,
+    /// Fraction of payments made by one hot payer (the first insurer, or organisation 0
+    /// without insurers), e.g. a clearing house paying out; the rest pick a payer
+    /// uniformly. Contention probe: under `account_locking = "lock"` concurrent payments
+    /// from the hot payer's account abort. Default 0 (no hot payer).
+    pub hot_payer_fraction: f64,
 }
 
 impl Default for PaymentConfig {
@@ -529,6 +534,7 @@ impl Default for PaymentConfig {
         PaymentConfig {
             amount_median_cents: 100_000,
             amount_sigma: 1.0,
+            hot_payer_fraction: 0.0,
         }
     }
 }
@@ -873,6 +879,7 @@ impl WorkloadConfig {
             ));
         }
         check_non_negative("payment.amount_sigma", p.amount_sigma)?;
+        check_fraction("payment.hot_payer_fraction", p.hot_payer_fraction)?;
 
         self.arrival.validate()?;
 

@@ -164,22 +164,28 @@ pub(crate) struct LognormalTable {
 impl LognormalTable {
     pub(crate) fn new(sigma: f64) -> LognormalTable {
         let n = LOGNORMAL_BINS;
-        // z[i] = Φ⁻¹(i / n) by bisection, z[0] = -∞, z[n] = +∞.
-        let mut z = vec![f64::NEG_INFINITY; n + 1];
-        z[n] = f64::INFINITY;
-        for (i, zi) in z.iter_mut().enumerate().take(n).skip(1) {
-            let target = i as f64 / n as f64;
-            let (mut lo, mut hi) = (-40.0, 40.0);
-            for _ in 0..80 {
-                let mid = 0.5 * (lo + hi);
-                if phi(mid) < target {
-                    lo = mid;
-                } else {
-                    hi = mid;
+        // z[i] = Φ⁻¹(i / n) by bisection, z[0] = -∞, z[n] = +∞. The quantiles do not
+        // depend on σ: computed once per process (330k erfc calls, tens of ms) and
+        // shared by every table.
+        static QUANTILES: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+        let z = QUANTILES.get_or_init(|| {
+            let mut z = vec![f64::NEG_INFINITY; n + 1];
+            z[n] = f64::INFINITY;
+            for (i, zi) in z.iter_mut().enumerate().take(n).skip(1) {
+                let target = i as f64 / n as f64;
+                let (mut lo, mut hi) = (-40.0, 40.0);
+                for _ in 0..80 {
+                    let mid = 0.5 * (lo + hi);
+                    if phi(mid) < target {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
                 }
+                *zi = 0.5 * (lo + hi);
             }
-            *zi = 0.5 * (lo + hi);
-        }
+            z
+        });
         // E[X | bin i] for X = exp(σZ - σ²/2) (mean 1): n (Φ(z[i+1] - σ) - Φ(z[i] - σ)).
         let factors = (0..n)
             .map(|i| n as f64 * (phi(z[i + 1] - sigma) - phi(z[i] - sigma)))

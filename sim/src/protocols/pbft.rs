@@ -101,6 +101,7 @@
 //! view-change / new-view certificates); the primary hashes each block it
 //! creates and each backup hashes each block it receives (`charge_hash`).
 
+use crate::idset::IdSet;
 use crate::kernel::{TimeNs, NS_PER_MS};
 use crate::protocol::{
     BlockRef, ByzantineBehaviour, Ctx, Message, NodeId, Protocol, Replica, TimerId, TxRef,
@@ -495,14 +496,15 @@ impl Protocol for Pbft {
             checkpoints: BTreeMap::new(),
             next_seq: 1,
             pending: VecDeque::new(),
-            queued: FxHashSet::default(),
+            pending_bytes: 0,
+            queued: IdSet::new(),
             batch_timer: None,
             fwd_buf: Vec::new(),
             fwd_timer: None,
             waiting: FxHashMap::default(),
             waiting_order: VecDeque::new(),
             req_timer: None,
-            recent_done: FxHashSet::default(),
+            recent_done: IdSet::new(),
             recent_done_order: VecDeque::new(),
             vcs: BTreeMap::new(),
             catchup_timer: None,
@@ -609,14 +611,16 @@ pub struct PbftReplica {
     next_seq: u64,
     // Requests (volatile).
     pending: VecDeque<(TxRef, TimeNs)>,
-    queued: FxHashSet<u32>,
+    /// Sum of `size_bytes` over `pending` (lets `try_propose` skip its scan).
+    pending_bytes: u64,
+    queued: IdSet,
     batch_timer: Option<TimerId>,
     fwd_buf: Vec<TxRef>,
     fwd_timer: Option<TimerId>,
     waiting: FxHashMap<u32, TxRef>,
     waiting_order: VecDeque<(u32, TimeNs)>,
     req_timer: Option<TimerId>,
-    recent_done: FxHashSet<u32>,
+    recent_done: IdSet,
     recent_done_order: VecDeque<u32>,
     // View change / state transfer (volatile).
     vcs: BTreeMap<u64, Vec<Arc<ViewChangeMsg>>>,
@@ -749,7 +753,7 @@ impl PbftReplica {
     // ----- client requests -------------------------------------------------
 
     fn enqueue(&mut self, ctx: &mut C<'_>, tx: TxRef) {
-        if self.queued.contains(&tx.id) || self.recent_done.contains(&tx.id) {
+        if self.queued.contains(tx.id) || self.recent_done.contains(tx.id) {
             return;
         }
         if self.pending.len() >= MAX_PENDING_TXS {
@@ -758,11 +762,12 @@ impl PbftReplica {
         }
         self.queued.insert(tx.id);
         self.pending.push_back((tx, ctx.now()));
+        self.pending_bytes += u64::from(tx.size_bytes);
         self.try_propose(ctx);
     }
 
     fn add_waiting(&mut self, ctx: &mut C<'_>, tx: TxRef) {
-        if self.waiting.contains_key(&tx.id) || self.recent_done.contains(&tx.id) {
+        if self.waiting.contains_key(&tx.id) || self.recent_done.contains(tx.id) {
             return;
         }
         if self.waiting.len() >= MAX_PENDING_TXS {
@@ -813,15 +818,20 @@ impl PbftReplica {
             && self.next_seq <= self.last_exec + self.window
             && self.in_watermarks(self.next_seq)
         {
-            let mut n = 0;
-            let mut bytes = 0;
-            for (tx, _) in &self.pending {
-                let sz = u64::from(tx.size_bytes);
-                if n >= self.block_max_tx || (n > 0 && bytes + sz > self.block_max_bytes) {
-                    break;
+            let (mut n, mut bytes) = (0, 0);
+            if self.pending.len() <= self.block_max_tx && self.pending_bytes <= self.block_max_bytes
+            {
+                // Everything pending fits one block: the scan below would take it all.
+                (n, bytes) = (self.pending.len(), self.pending_bytes);
+            } else {
+                for (tx, _) in &self.pending {
+                    let sz = u64::from(tx.size_bytes);
+                    if n >= self.block_max_tx || (n > 0 && bytes + sz > self.block_max_bytes) {
+                        break;
+                    }
+                    n += 1;
+                    bytes += sz;
                 }
-                n += 1;
-                bytes += sz;
             }
             let full =
                 n < self.pending.len() || n >= self.block_max_tx || bytes >= self.block_max_bytes;
@@ -830,6 +840,7 @@ impl PbftReplica {
                 break;
             }
             let txs: Vec<TxRef> = self.pending.drain(..n).map(|(t, _)| t).collect();
+            self.pending_bytes -= bytes;
             self.propose(ctx, &txs);
         }
         if let Some(t) = self.batch_timer.take() {
@@ -1063,15 +1074,17 @@ impl PbftReplica {
         assert_eq!(seq, self.last_exec + 1, "pbft executes out of order");
         let n_txs = ctx.block_txs(block).len();
         for tx in ctx.block_txs(block) {
-            self.waiting.remove(&tx.id);
-            self.queued.remove(&tx.id);
+            if !self.waiting.is_empty() {
+                self.waiting.remove(&tx.id);
+            }
+            self.queued.remove(tx.id);
             if self.recent_done.insert(tx.id) {
                 self.recent_done_order.push_back(tx.id);
             }
         }
         while self.recent_done_order.len() > MAX_RECENT_DONE {
             if let Some(id) = self.recent_done_order.pop_front() {
-                self.recent_done.remove(&id);
+                self.recent_done.remove(id);
             }
         }
         ctx.charge_execute(n_txs as u64);
@@ -1444,7 +1457,9 @@ impl PbftReplica {
         if self.is_primary() {
             self.next_seq = max_s.max(self.h) + 1;
             self.queued.clear();
-            self.queued.extend(o_txs.iter().copied());
+            for &id in &o_txs {
+                self.queued.insert(id);
+            }
             for &(tx, _) in &self.pending {
                 self.queued.insert(tx.id);
             }
@@ -1465,6 +1480,7 @@ impl PbftReplica {
         } else {
             if was_primary {
                 let old: Vec<TxRef> = self.pending.drain(..).map(|(t, _)| t).collect();
+                self.pending_bytes = 0;
                 self.queued.clear();
                 for tx in old {
                     if !o_txs.contains(&tx.id) {
@@ -1909,6 +1925,7 @@ impl Replica for PbftReplica {
     fn on_recover(&mut self, ctx: &mut C<'_>) {
         // Volatile state is gone (timers already are).
         self.pending.clear();
+        self.pending_bytes = 0;
         self.queued.clear();
         self.fwd_buf.clear();
         self.waiting.clear();
