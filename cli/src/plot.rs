@@ -1313,12 +1313,14 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
                 y_desc: "committed tx/s".into(),
                 series: Vec::new(),
                 identity: false,
+                log_when_wide: false,
             };
             let mut right = Panel {
                 caption: "Commit latency: cross-shard vs single-shard".into(),
                 y_desc: "latency (ms)".into(),
                 series: Vec::new(),
                 identity: false,
+                log_when_wide: true,
             };
             for (i, (g, rows)) in groups.iter().enumerate() {
                 left.series.push(Series {
