@@ -74,10 +74,10 @@ fn pool(jobs: usize) -> Result<rayon::ThreadPool, Failure> {
         .map_err(|e| Failure::failed(anyhow!("thread pool: {e}")))
 }
 
-fn run_swarm(
-    seeds: &[u64],
-    jobs: usize,
-) -> Result<Vec<(u64, Result<SwarmOutcome, SwarmFailure>)>, Failure> {
+/// One swarm run's seed and outcome.
+type SeedOutcome = (u64, Result<SwarmOutcome, SwarmFailure>);
+
+fn run_swarm(seeds: &[u64], jobs: usize) -> Result<Vec<SeedOutcome>, Failure> {
     let cancel = output::install_interrupt_flag().map_err(Failure::failed)?;
     let out = pool(jobs)?.install(|| {
         use rayon::prelude::*;
