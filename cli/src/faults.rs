@@ -74,7 +74,7 @@ fn pool(jobs: usize) -> Result<rayon::ThreadPool, Failure> {
         .map_err(|e| Failure::failed(anyhow!("thread pool: {e}")))
 }
 
-/// One swarm run's seed and outcome.
+/// One swarm seed and what it gave.
 type SeedOutcome = (u64, Result<SwarmOutcome, SwarmFailure>);
 
 fn run_swarm(seeds: &[u64], jobs: usize) -> Result<Vec<SeedOutcome>, Failure> {
