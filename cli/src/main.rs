@@ -105,7 +105,10 @@ Writes DIR/sweep.csv, DIR/points/<n>/ and plots; sweep.csv does not depend on --
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// List the built-in scenarios, one line each.
+    /// List the built-in scenarios and the registered protocols, one line each.
+    #[command(
+        after_help = "Example:\n  ledgersim scenarios\n  ledgersim scenario show default > my.toml"
+    )]
     Scenarios,
     /// Work with built-in scenarios.
     Scenario {
@@ -113,6 +116,9 @@ Writes DIR/sweep.csv, DIR/points/<n>/ and plots; sweep.csv does not depend on --
         action: ScenarioAction,
     },
     /// (Re)draw the plots and report.html of a run, compare or sweep directory.
+    #[command(
+        after_help = "Example:\n  ledgersim plot out/default-1\n  ledgersim plot results/sweeps/load/points/3   # a sweep point's plots (pruned in results/)"
+    )]
     Plot {
         /// The results directory.
         dir: PathBuf,
@@ -171,6 +177,9 @@ broke an invariant or recovered later than its bound, or a swarm seed failed (th
     },
     /// Run the ledger-core demo: a few hospitals, an insurer and patients over several
     /// shards; exports the block log to DIR/ledger/ and verifies it.
+    #[command(
+        after_help = "Example:\n  ledgersim demo --out out/demo && ledgersim verify out/demo/ledger"
+    )]
     Demo {
         /// Output directory (a temporary directory when omitted).
         #[arg(long)]
@@ -181,6 +190,9 @@ broke an invariant or recovered later than its bound, or a swarm seed failed (th
 #[derive(Subcommand, Debug)]
 enum ScenarioAction {
     /// Print a built-in scenario as TOML, to start a new scenario file from.
+    #[command(
+        after_help = "Example:\n  ledgersim scenario show hospital > my.toml && ledgersim run my.toml\n\nEvery field is described in docs/scenario.md."
+    )]
     Show {
         /// Name of the built-in scenario.
         name: String,
