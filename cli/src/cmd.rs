@@ -308,6 +308,17 @@ fn check_out_target(out: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A rate for the run table: one decimal from 10 tx/s up (`1,983.9`), three significant
+/// digits below (`0.0521`), so that a study every 20 s does not print as `0.0`.
+pub fn rate_text(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || v.abs() >= 10.0 {
+        plot::thousands(v, 1)
+    } else {
+        let decimals = (2.0 - v.abs().log10().floor()).clamp(1.0, 9.0) as usize;
+        format!("{v:.decimals$}")
+    }
+}
+
 /// The short table `ledgersim run` prints.
 pub fn summary_table(r: &RunResult, dir: &Path) -> String {
     let s = &r.scenario;
@@ -333,22 +344,26 @@ pub fn summary_table(r: &RunResult, dir: &Path) -> String {
     ));
     t.push_str(&format!(
         "  offered        {:>12} tx/s\n",
-        plot::thousands(offered, 1)
+        rate_text(offered)
     ));
     t.push_str(&format!(
         "  achieved       {:>12} tx/s   committed {}  rejected by rule {}  aborted {}\n",
-        plot::thousands(r.throughput_tps(), 1),
+        rate_text(r.throughput_tps()),
         plot::thousands(r.committed_tx() as f64, 0),
         plot::thousands(r.rejected_tx() as f64, 0),
         plot::thousands(r.aborted_tx() as f64, 0)
     ));
-    t.push_str(&format!(
-        "  latency        p50 {}   p99 {}   p99.9 {}   max {}\n",
-        plot::latency_label(lat.p50),
-        plot::latency_label(lat.p99),
-        plot::latency_label(lat.p999),
-        plot::latency_label(lat.max)
-    ));
+    if r.committed_tx() == 0 {
+        t.push_str("  latency        n/a: nothing committed after warm-up (the system is saturated or stalled)\n");
+    } else {
+        t.push_str(&format!(
+            "  latency        p50 {}   p99 {}   p99.9 {}   max {}\n",
+            plot::latency_label(lat.p50),
+            plot::latency_label(lat.p99),
+            plot::latency_label(lat.p999),
+            plot::latency_label(lat.max)
+        ));
+    }
     t.push_str(&format!(
         "  cross-shard    {:.1}% of transactions, abort rate {:.2}%\n",
         xfrac * 100.0,
@@ -521,14 +536,22 @@ fn compare_table(out: &Path) -> Result<String, Failure> {
             continue;
         }
         let n = |k: &str| table.num(row, k).unwrap_or(f64::NAN);
+        // No commits: no latency (the summary's 0 would read as "instant").
+        let ms = |k: &str| {
+            if n("committed_tx") > 0.0 {
+                format!("{:.1}", n(k))
+            } else {
+                "n/a".to_string()
+            }
+        };
         t.push_str(&format!(
-            "{:<10} {:>12} {:>12} {:>10.1} {:>10.1} {:>10.1} {:>8} {:>12} {:>6}\n",
+            "{:<10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>8} {:>12} {:>6}\n",
             name,
-            plot::thousands(n("offered_tps"), 1),
-            plot::thousands(n("throughput_tps"), 1),
-            n("latency_ms_p50"),
-            n("latency_ms_p99"),
-            n("latency_ms_p999"),
+            rate_text(n("offered_tps")),
+            rate_text(n("throughput_tps")),
+            ms("latency_ms_p50"),
+            ms("latency_ms_p99"),
+            ms("latency_ms_p999"),
             n("view_changes"),
             plot::short_number(n("messages_total")),
             n("invariant_violations"),

@@ -4,6 +4,7 @@
 //! writes goes through [`output`] (atomic files and directories), [`plot`] and [`report`].
 
 pub mod cmd;
+pub mod faults;
 pub mod output;
 pub mod plot;
 pub mod report;

@@ -22,7 +22,7 @@ use ledgersim::cmd::{self, Failure};
 pharmacies, sharded and run by a consensus protocol (PBFT, HotStuff, Raft, proof-of-work, \
 proof-of-stake), on realistic healthcare workloads, in virtual time: same scenario and seed, \
 same result to the bit.",
-    after_help = "Examples:\n  ledgersim run                                  # built-in default scenario\n  ledgersim run imaging --set workload.imaging.mode=onchain --out out/img\n  ledgersim compare --consensus pbft,hotstuff,raft --out out/cmp\n  ledgersim sweep scenarios/sweeps/shards.toml --jobs 2 --out out/shards\n  ledgersim scenarios\n  ledgersim demo --out out/demo && ledgersim verify out/demo/ledger\n\nExit status: 0 success, 1 a run or check failed, 2 bad input."
+    after_help = "Examples:\n  ledgersim run                                  # built-in default scenario\n  ledgersim run imaging --set workload.imaging.mode=onchain --out out/img\n  ledgersim compare --consensus pbft,hotstuff,raft --out out/cmp\n  ledgersim sweep sweeps/load.toml --jobs 2 --out out/load\n  ledgersim scenarios\n  ledgersim demo --out out/demo && ledgersim verify out/demo/ledger\n\nExit status: 0 success, 1 a run or check failed, 2 bad input."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -89,7 +89,7 @@ enum Command {
     },
     /// Run a grid of parameter values over a base scenario, in parallel, resumably.
     #[command(
-        after_help = "Example:\n  ledgersim sweep scenarios/sweeps/shards.toml --jobs 2 --out out/shards\n  ledgersim sweep scenarios/sweeps/shards.toml --out out/shards --resume   # after an interruption\n\nSWEEP.toml names a base scenario and the values of each swept key (see docs/sweep.md). \
+        after_help = "Example:\n  ledgersim sweep sweeps/load.toml --jobs 2 --out out/load\n  ledgersim sweep sweeps/load.toml --out out/load --resume   # after an interruption\n\nSWEEP.toml names a base scenario and the values of each swept key (see \"Sweep files\" in docs/scenario.md). \
 Writes DIR/sweep.csv, DIR/points/<n>/ and plots; sweep.csv does not depend on --jobs."
     )]
     Sweep {
@@ -125,6 +125,49 @@ transaction root, receipts root and, by replaying from genesis, its state root; 
     Verify {
         /// Directory holding an exported block log (a `ledger/` directory).
         dir: PathBuf,
+    },
+    /// Run the fault-scenario suite (every scenarios/faults/*.toml) and a swarm of random
+    /// fault schedules; write a markdown table of before/during/after rates, recovery times
+    /// against each protocol's liveness bound, and invariant checks.
+    #[command(
+        after_help = "Example:\n  ledgersim faults --swarm-seeds 200 --jobs 2 --out results/faults.md\n\nExit status 1 if a scenario \
+broke an invariant or recovered later than its bound, or a swarm seed failed (the file is still written). See docs/reliability.md."
+    )]
+    Faults {
+        /// Directory of suite scenario files.
+        #[arg(long, default_value = "scenarios/faults")]
+        dir: PathBuf,
+        /// Markdown file to write (atomically).
+        #[arg(long, default_value = "results/faults.md")]
+        out: PathBuf,
+        /// Swarm seeds (1..=N) to run as well; 0 for none.
+        #[arg(long, default_value_t = 200)]
+        swarm_seeds: u64,
+        /// Parallel runs (default: number of CPUs). Results do not depend on it.
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Swarm test: each seed draws a protocol, committee, load and random fault schedule
+    /// within the protocol's tolerance; checks invariants and that commits resume.
+    #[command(
+        after_help = "Examples:\n  ledgersim swarm --seeds 500 --jobs 2\n  ledgersim swarm --seed 17 --show      # replay one seed, print its scenario as TOML\n\nExit status 1 if a seed fails; each failure prints its seed and the command that replays it."
+    )]
+    Swarm {
+        /// Number of seeds to run.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        start: u64,
+        /// Run exactly this seed (same as --start N --seeds 1).
+        #[arg(long, conflicts_with_all = ["seeds", "start"])]
+        seed: Option<u64>,
+        /// Print each drawn scenario as TOML (accepted by `ledgersim run`).
+        #[arg(long)]
+        show: bool,
+        /// Parallel runs (default: number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
     },
     /// Run the ledger-core demo: a few hospitals, an insurer and patients over several
     /// shards; exports the block log to DIR/ledger/ and verifies it.
@@ -195,6 +238,33 @@ fn main() -> ExitCode {
         Command::Plot { dir } => cmd::plot(&dir),
         Command::Verify { dir } => cmd::verify(&dir),
         Command::Demo { out } => cmd::demo(out.as_deref()),
+        Command::Faults {
+            dir,
+            out,
+            swarm_seeds,
+            jobs,
+        } => ledgersim::faults::faults(ledgersim::faults::FaultsArgs {
+            dir,
+            out,
+            swarm_seeds,
+            jobs: jobs.unwrap_or_else(cpus).max(1),
+            command: std::iter::once("ledgersim".to_string())
+                .chain(std::env::args().skip(1))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }),
+        Command::Swarm {
+            seeds,
+            start,
+            seed,
+            show,
+            jobs,
+        } => ledgersim::faults::swarm(ledgersim::faults::SwarmArgs {
+            start: seed.unwrap_or(start),
+            seeds: if seed.is_some() { 1 } else { seeds },
+            show,
+            jobs: jobs.unwrap_or_else(cpus).max(1),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -207,4 +277,10 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -47,8 +47,10 @@ pub mod files {
     pub const POINTS_DIR: &str = "points";
 }
 
-/// Metric columns of `compare.csv` and `sweep.csv`, in their contractual order.
-pub const METRIC_COLUMNS: [&str; 22] = [
+/// Metric columns of `compare.csv` and `sweep.csv`, in their contractual order. The first
+/// [`REQUIRED_METRIC_COLUMNS`] are in every table ever written; later ones were added since
+/// (a table without them still loads; their cells are then absent).
+pub const METRIC_COLUMNS: [&str; 27] = [
     "status",
     "seed",
     "throughput_tps",
@@ -71,7 +73,15 @@ pub const METRIC_COLUMNS: [&str; 22] = [
     "invariant_violations",
     "trace_digest",
     "wall_time_s",
+    "cross_shard_latency_ms_p50",
+    "cross_shard_latency_ms_p99",
+    "single_shard_latency_ms_p50",
+    "single_shard_latency_ms_p99",
+    "blocks_committed",
 ];
+
+/// How many leading [`METRIC_COLUMNS`] a loaded table must have.
+pub const REQUIRED_METRIC_COLUMNS: usize = 22;
 
 /// Metric columns that hold text, not numbers.
 const TEXT_METRIC_COLUMNS: [&str; 2] = ["status", "trace_digest"];
@@ -920,7 +930,9 @@ pub struct LatencyPoint {
 }
 
 /// Loads and checks `DIR/latency.csv` (percentiles within 0..=100, non-negative latencies);
-/// errors name the file, the line and the column.
+/// errors name the file, the line and the column. A run that committed nothing after warm-up
+/// writes its percentile rows with an empty `latency_ms`: those rows are skipped (no
+/// distribution), so such a run loads as an empty list.
 pub fn load_latency(dir: impl AsRef<Path>) -> Result<Vec<LatencyPoint>, OutputError> {
     let raw = RawCsv::read(&dir.as_ref().join(files::LATENCY))?;
     let (p, l) = (raw.column("percentile")?, raw.column("latency_ms")?);
@@ -930,7 +942,9 @@ pub fn load_latency(dir: impl AsRef<Path>) -> Result<Vec<LatencyPoint>, OutputEr
         if !(0.0..=100.0).contains(&percentile) {
             return Err(raw.bad(*line, p, format!("{percentile} is outside 0..=100")));
         }
-        let latency_ms = raw.f64(*line, rec, l)?;
+        let Some(latency_ms) = raw.opt_f64(*line, rec, l)? else {
+            continue;
+        };
         if latency_ms < 0.0 {
             return Err(raw.bad(*line, l, format!("{latency_ms} is negative")));
         }
@@ -1052,7 +1066,7 @@ pub fn load_table_csv(path: impl AsRef<Path>) -> Result<Table, OutputError> {
             })
         }
     };
-    for m in METRIC_COLUMNS {
+    for m in &METRIC_COLUMNS[..REQUIRED_METRIC_COLUMNS] {
         raw.column(m)?;
     }
     let numeric: Vec<bool> = raw
@@ -1129,5 +1143,10 @@ pub fn metric_cells(status: &str, summary: Option<&Summary>) -> Vec<String> {
         s.invariants.violations.to_string(),
         s.trace_digest.clone(),
         format!("{}", s.wall_time_s),
+        opt_num(s.cross_shard.latency_ms_p50),
+        opt_num(s.cross_shard.latency_ms_p99),
+        opt_num(s.cross_shard.single_shard_latency_ms_p50),
+        opt_num(s.cross_shard.single_shard_latency_ms_p99),
+        s.blocks_committed.to_string(),
     ]
 }

@@ -911,7 +911,12 @@ struct Panel {
     series: Vec<Series>,
     /// Draw the line y = x ("all offered load committed").
     identity: bool,
+    /// Use a log y axis when the values span more than [`LOG_AXIS_SPAN`].
+    log_when_wide: bool,
 }
+
+/// Ratio of largest to smallest positive value above which a latency panel uses a log axis.
+const LOG_AXIS_SPAN: f64 = 30.0;
 
 struct SweepFig {
     title: String,
@@ -943,73 +948,115 @@ impl SweepFig {
                 x_hi + pad,
             )
         };
-        let mut y_hi = all().map(|p| p.1).fold(0.0, f64::max);
-        if panel.identity {
-            y_hi = y_hi.max(x_hi.min(y_hi * 1.5));
-        }
-        let y_hi = upper(y_hi, 0.35);
-        let mut chart = ChartBuilder::on(area)
-            .margin(15)
-            .caption(&panel.caption, font(AXIS_DESC_PX + 1))
-            .x_label_area_size(50)
-            .y_label_area_size(75)
-            .build_cartesian_2d(x_lo..x_hi, 0.0..y_hi)
-            .d()?;
-        style_mesh!(chart.configure_mesh())
-            .x_desc(self.x_desc.as_str())
-            .y_desc(panel.y_desc.as_str())
-            .x_labels(8)
-            .x_label_formatter(&tick_format(x_hi))
-            .y_label_formatter(&tick_format(y_hi))
-            .draw()
-            .d()?;
-        if panel.identity {
-            let style = RGBColor(150, 150, 150).stroke_width(1);
-            let end = x_hi.min(y_hi);
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(x_lo.max(0.0), x_lo.max(0.0)), (end, end)],
-                    4,
-                    4,
-                    style,
-                ))
-                .d()?
-                .label("ideal (all offered load committed)")
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-        }
-        for s in &panel.series {
-            let style = s.color.stroke_width(2);
-            let dashed = s.dashed;
-            let anno = if dashed {
-                chart
-                    .draw_series(DashedLineSeries::new(s.points.iter().copied(), 7, 5, style))
-                    .d()?
-            } else {
-                chart
-                    .draw_series(LineSeries::new(s.points.iter().copied(), style))
-                    .d()?
-            };
-            anno.label(&s.label).legend(move |(x, y)| {
-                if dashed {
-                    PathElement::new(vec![(x, y), (x + 7, y)], style)
-                } else {
-                    PathElement::new(vec![(x, y), (x + 20, y)], style)
+        let y_max = all().map(|p| p.1).fold(0.0, f64::max);
+        let y_min_pos = all()
+            .map(|p| p.1)
+            .filter(|v| *v > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        // Latencies that span more than LOG_AXIS_SPAN (say 150 ms anchored vs 6 s on-chain)
+        // go on a log axis, so the low line is not flattened onto zero.
+        let log_y = panel.log_when_wide
+            && y_min_pos.is_finite()
+            && y_max / y_min_pos > LOG_AXIS_SPAN
+            && all().all(|p| p.1 > 0.0);
+        // Draws mesh, identity line, series and legend on a chart of either y scale.
+        macro_rules! finish {
+            ($chart:expr, $y_desc:expr, $y_fmt:expr, $y_hi:expr) => {{
+                let mut chart = $chart;
+                let y_hi: f64 = $y_hi;
+                style_mesh!(chart.configure_mesh())
+                    .x_desc(self.x_desc.as_str())
+                    .y_desc($y_desc)
+                    .x_labels(8)
+                    .x_label_formatter(&tick_format(x_hi))
+                    .y_label_formatter($y_fmt)
+                    .draw()
+                    .d()?;
+                if panel.identity {
+                    let style = RGBColor(150, 150, 150).stroke_width(1);
+                    let end = x_hi.min(y_hi);
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            [(x_lo.max(0.0), x_lo.max(0.0)), (end, end)],
+                            4,
+                            4,
+                            style,
+                        ))
+                        .d()?
+                        .label("ideal (all offered load committed)")
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
                 }
-            });
-            chart
-                .draw_series(
-                    s.points
-                        .iter()
-                        .map(|&p| Circle::new(p, 4, s.color.filled())),
+                for s in &panel.series {
+                    let style = s.color.stroke_width(2);
+                    let dashed = s.dashed;
+                    let anno = if dashed {
+                        chart
+                            .draw_series(DashedLineSeries::new(
+                                s.points.iter().copied(),
+                                7,
+                                5,
+                                style,
+                            ))
+                            .d()?
+                    } else {
+                        chart
+                            .draw_series(LineSeries::new(s.points.iter().copied(), style))
+                            .d()?
+                    };
+                    anno.label(&s.label).legend(move |(x, y)| {
+                        if dashed {
+                            PathElement::new(vec![(x, y), (x + 7, y)], style)
+                        } else {
+                            PathElement::new(vec![(x, y), (x + 20, y)], style)
+                        }
+                    });
+                    chart
+                        .draw_series(
+                            s.points
+                                .iter()
+                                .map(|&p| Circle::new(p, 4, s.color.filled())),
+                        )
+                        .d()?;
+                }
+                style_legend!(
+                    chart.configure_series_labels(),
+                    SeriesLabelPosition::UpperLeft
                 )
+                .draw()
                 .d()?;
+            }};
         }
-        style_legend!(
-            chart.configure_series_labels(),
-            SeriesLabelPosition::UpperLeft
-        )
-        .draw()
-        .d()?;
+        if log_y {
+            let lo = nice_log_floor(y_min_pos / 1.2);
+            // headroom for the legend in the upper left
+            let hi = nice_log_ceil(y_max * 8.0).max(lo * 10.0);
+            let chart = ChartBuilder::on(area)
+                .margin(15)
+                .caption(&panel.caption, font(AXIS_DESC_PX + 1))
+                .x_label_area_size(50)
+                .y_label_area_size(75)
+                .build_cartesian_2d(x_lo..x_hi, (lo..hi).log_scale())
+                .d()?;
+            let y_desc = match panel.y_desc.strip_suffix(')') {
+                Some(head) => format!("{head}, log scale)"),
+                None => format!("{} (log scale)", panel.y_desc),
+            };
+            finish!(chart, y_desc.as_str(), &log_tick_format(lo, hi), hi);
+        } else {
+            let mut y_hi = y_max;
+            if panel.identity {
+                y_hi = y_hi.max(x_hi.min(y_hi * 1.5));
+            }
+            let y_hi = upper(y_hi, 0.35);
+            let chart = ChartBuilder::on(area)
+                .margin(15)
+                .caption(&panel.caption, font(AXIS_DESC_PX + 1))
+                .x_label_area_size(50)
+                .y_label_area_size(75)
+                .build_cartesian_2d(x_lo..x_hi, 0.0..y_hi)
+                .d()?;
+            finish!(chart, panel.y_desc.as_str(), &tick_format(y_hi), y_hi);
+        }
         Ok(())
     }
 }
@@ -1025,7 +1072,8 @@ impl Figure for SweepFig {
 }
 
 /// File stem of the sweep figure for a swept parameter: `throughput_vs_shards`,
-/// `latency_vs_offered_load`, `abort_rate_vs_cross_shard_fraction`, otherwise
+/// `latency_vs_offered_load`, `abort_rate_vs_cross_shard_fraction`,
+/// `abort_rate_vs_hot_payer_fraction` (`workload.payment.hot_payer_fraction`), otherwise
 /// `throughput_latency_vs_<param>` (characters other than ASCII letters, digits, `-` and `_`
 /// become `_`).
 pub fn sweep_plot_stem(param: &str) -> String {
@@ -1033,6 +1081,7 @@ pub fn sweep_plot_stem(param: &str) -> String {
         "shards" => "throughput_vs_shards".into(),
         "offered_tps" => "latency_vs_offered_load".into(),
         "cross_shard_fraction" => "abort_rate_vs_cross_shard_fraction".into(),
+        "workload.payment.hot_payer_fraction" => "abort_rate_vs_hot_payer_fraction".into(),
         other => {
             let safe: String = other
                 .chars()
@@ -1049,11 +1098,21 @@ pub fn sweep_plot_stem(param: &str) -> String {
     }
 }
 
+/// File stems of further sweep figures for a swept parameter: for `cross_shard_fraction`,
+/// `throughput_vs_cross_shard_fraction` (throughput; cross-shard vs single-shard latency).
+pub fn extra_sweep_plot_stems(param: &str) -> Vec<String> {
+    match param {
+        "cross_shard_fraction" => vec!["throughput_vs_cross_shard_fraction".into()],
+        _ => Vec::new(),
+    }
+}
+
 fn param_desc(param: &str) -> String {
     match param {
         "shards" => "shards".into(),
         "offered_tps" => "offered load (tx/s)".into(),
         "cross_shard_fraction" => "cross-shard fraction of transactions".into(),
+        "workload.payment.hot_payer_fraction" => "share of payments made by the hot payer".into(),
         "nodes_per_shard" => "nodes per shard".into(),
         "block_max_tx" => "block size limit (tx)".into(),
         other => other.to_string(),
@@ -1096,7 +1155,27 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
         if !numeric {
             continue;
         }
-        let others: Vec<&String> = varying.iter().copied().filter(|o| o != param).collect();
+        // Group lines by the other varying parameters, except those that are a function of
+        // this one (a `[[points]]` list that scales, say, clients with shards): grouping by
+        // them would give every point its own line.
+        let determined = |o: &String| {
+            let mut pairs: Vec<(String, String)> = ok
+                .iter()
+                .map(|r| {
+                    let cell =
+                        |k: &String| table.cell(r, k).map(|c| c.to_text()).unwrap_or_default();
+                    (cell(param), cell(o))
+                })
+                .collect();
+            pairs.sort();
+            pairs.dedup();
+            pairs.windows(2).all(|w| w[0].0 != w[1].0)
+        };
+        let others: Vec<&String> = varying
+            .iter()
+            .copied()
+            .filter(|o| o != param && !determined(o))
+            .collect();
         // group label -> rows
         let mut groups: BTreeMap<String, Vec<&output::TableRow>> = BTreeMap::new();
         for r in &ok {
@@ -1107,7 +1186,9 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
                     if o.as_str() == "consensus" || o.as_str() == "protocol" {
                         v
                     } else {
-                        format!("{o}={v}")
+                        // `workload.imaging.mode=onchain` reads as `mode=onchain` in a legend
+                        let short = o.rsplit('.').next().unwrap_or(o.as_str());
+                        format!("{short}={v}")
                     }
                 })
                 .collect::<Vec<_>>()
@@ -1121,8 +1202,12 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             groups.into_iter().take(max_groups).collect();
 
         let series_of = |rows: &[&output::TableRow], col: &str, scale: f64| -> Vec<(f64, f64)> {
+            // A point that committed nothing has no latency (its summary says 0): leave it out
+            // of the latency panel rather than draw a misleading 0 ms.
+            let is_latency = col.starts_with("latency_ms");
             let mut pts: Vec<(f64, f64)> = rows
                 .iter()
+                .filter(|r| !is_latency || table.num(r, "committed_tx").unwrap_or(1.0) > 0.0)
                 .filter_map(|r| Some((table.num(r, param)?, table.num(r, col)? * scale)))
                 .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -1136,7 +1221,7 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             }
         };
         let (left_col, left_scale, left_caption, left_y, left_what) = match param.as_str() {
-            "cross_shard_fraction" => (
+            "cross_shard_fraction" | "workload.payment.hot_payer_fraction" => (
                 "cross_shard_abort_rate",
                 100.0,
                 "Cross-shard abort rate",
@@ -1163,12 +1248,14 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             y_desc: left_y.into(),
             series: Vec::new(),
             identity: param.as_str() == "offered_tps",
+            log_when_wide: false,
         };
         let mut right = Panel {
             caption: "Commit latency".into(),
             y_desc: "latency (ms)".into(),
             series: Vec::new(),
             identity: false,
+            log_when_wide: true,
         };
         for (i, (g, rows)) in groups.iter().enumerate() {
             left.series.push(Series {
@@ -1198,6 +1285,9 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             "shards" => "Throughput and latency vs shards".to_string(),
             "offered_tps" => "Latency vs offered load".to_string(),
             "cross_shard_fraction" => "Abort rate and latency vs cross-shard fraction".to_string(),
+            "workload.payment.hot_payer_fraction" => {
+                "Abort rate and latency vs hot payer share".to_string()
+            }
             other => format!("Throughput and latency vs {other}"),
         };
         title.push_str(&format!(" — {} points", ok.len()));
@@ -1212,6 +1302,70 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
             right,
         };
         written.extend(render(dir, &sweep_plot_stem(param), &fig)?);
+        let split = table
+            .header
+            .iter()
+            .any(|h| h == "cross_shard_latency_ms_p50");
+        if param.as_str() == "cross_shard_fraction" && split {
+            // Throughput, and the latency of cross-shard vs single-shard transactions.
+            let mut left = Panel {
+                caption: "Throughput".into(),
+                y_desc: "committed tx/s".into(),
+                series: Vec::new(),
+                identity: false,
+            };
+            let mut right = Panel {
+                caption: "Commit latency: cross-shard vs single-shard".into(),
+                y_desc: "latency (ms)".into(),
+                series: Vec::new(),
+                identity: false,
+            };
+            for (i, (g, rows)) in groups.iter().enumerate() {
+                left.series.push(Series {
+                    label: if g.is_empty() {
+                        "throughput".to_string()
+                    } else {
+                        g.clone()
+                    },
+                    color: color(i),
+                    dashed: false,
+                    points: series_of(rows, "throughput_tps", 1.0),
+                });
+                for (k, (col, what, dashed)) in [
+                    ("cross_shard_latency_ms_p50", "cross-shard p50", false),
+                    ("single_shard_latency_ms_p50", "single-shard p50", true),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    // Points where no transaction of that class committed report 0: skip them.
+                    let pts: Vec<(f64, f64)> = series_of(rows, col, 1.0)
+                        .into_iter()
+                        .filter(|p| p.1 > 0.0)
+                        .collect();
+                    right.series.push(Series {
+                        label: name(g, what),
+                        color: color(2 * i + k),
+                        dashed,
+                        points: pts,
+                    });
+                }
+            }
+            let mut title = format!(
+                "Throughput and cross- vs single-shard latency — {} points",
+                ok.len()
+            );
+            title.push_str(&failed_note(failed, "point"));
+            let fig = SweepFig {
+                title,
+                x_desc: param_desc(param),
+                left,
+                right,
+            };
+            for stem in extra_sweep_plot_stems(param) {
+                written.extend(render(dir, &stem, &fig)?);
+            }
+        }
     }
     Ok(written)
 }

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use crate::output::{
     files, load_summary, load_table_csv, write_atomic, Cell, OutputError, Summary, Table, TableKind,
 };
-use crate::plot::{detect_dir, short_number, sweep_plot_stem, thousands, DirKind};
+use crate::plot::{
+    detect_dir, extra_sweep_plot_stems, short_number, sweep_plot_stem, thousands, DirKind,
+};
 
 /// Largest plot file embedded in a report, bytes; larger ones are noted, not embedded.
 pub const MAX_EMBED_BYTES: u64 = 8 * 1024 * 1024;
@@ -438,12 +440,15 @@ fn table_body(dir: &Path, kind: DirKind) -> Result<(String, String), ReportError
             let params = table.param_columns();
             let mut any = false;
             for p in params {
-                let stem = sweep_plot_stem(p);
-                if dir.join(format!("{stem}.svg")).is_file()
-                    || dir.join(format!("{stem}.png")).is_file()
-                {
-                    body.push_str(&embed_plot(dir, &stem, &format!("Swept parameter: {p}")));
-                    any = true;
+                let mut stems = vec![sweep_plot_stem(p)];
+                stems.extend(extra_sweep_plot_stems(p));
+                for stem in stems {
+                    if dir.join(format!("{stem}.svg")).is_file()
+                        || dir.join(format!("{stem}.png")).is_file()
+                    {
+                        body.push_str(&embed_plot(dir, &stem, &format!("Swept parameter: {p}")));
+                        any = true;
+                    }
                 }
             }
             if !any {

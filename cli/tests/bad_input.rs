@@ -57,6 +57,14 @@ const CASES: &[Case] = &[
     ),
     case("zero-shards.toml", &["`shards`", "must be at least 1"]),
     case(
+        "committee-assignment-unknown.toml",
+        &["`committee_assignment`", "round_robin", "by_organisation"],
+    ),
+    case(
+        "client-retries-over-limit.toml",
+        &["`client_retries`", "must be in 0..=16"],
+    ),
+    case(
         "zero-nodes-per-shard.toml",
         &["`nodes_per_shard`", "must be at least 1"],
     ),
@@ -117,6 +125,18 @@ const CASES: &[Case] = &[
     case(
         "fault-end-before-start.toml",
         &["faults[0] (partition)", "not before the start"],
+    ),
+    case(
+        "fault-slow-factor-zero.toml",
+        &["faults[0] (slow)", "factor must be a number in (0, 1000]"],
+    ),
+    case(
+        "fault-loss-above-one.toml",
+        &["faults[0] (loss)", "loss must be in [0, 1], got 1.5"],
+    ),
+    case(
+        "fault-duplicate-node.toml",
+        &["faults[0] (partition)", "node 2 is listed twice in `nodes`"],
     ),
     case(
         "fault-unknown-kind.toml",

@@ -131,12 +131,16 @@ fn metrics_row(
         return cells.join(",");
     }
     format!(
-        "ok,42,{tps},{offered},{},{},12,{p50},{},{p99},{},{},0.18,{abort},0,1,2345678,987654321,4812331,{violations},{DIGEST},2.5",
+        "ok,42,{tps},{offered},{},{},12,{p50},{},{p99},{},{},0.18,{abort},0,1,2345678,987654321,4812331,{violations},{DIGEST},2.5,{},{},{},{},321",
         (tps * 50.0) as u64,
         (abort * 1000.0) as u64,
         p50 * 2.0,
         p99 * 2.0,
-        p50 * 1.3
+        p50 * 1.3,
+        p50 * 1.8,
+        p99 * 1.5,
+        p50 * 0.9,
+        p99 * 0.9
     )
 }
 
@@ -487,13 +491,20 @@ fn sweep_dirs_plots_and_report() {
         names(&written),
         [
             "abort_rate_vs_cross_shard_fraction.png",
-            "abort_rate_vs_cross_shard_fraction.svg"
+            "abort_rate_vs_cross_shard_fraction.svg",
+            "throughput_vs_cross_shard_fraction.png",
+            "throughput_vs_cross_shard_fraction.svg"
         ]
     );
     check_png(&cross.join("abort_rate_vs_cross_shard_fraction.png"));
     check_svg(
         &cross.join("abort_rate_vs_cross_shard_fraction.svg"),
         "Cross-shard abort rate",
+    );
+    check_png(&cross.join("throughput_vs_cross_shard_fraction.png"));
+    check_svg(
+        &cross.join("throughput_vs_cross_shard_fraction.svg"),
+        "cross-shard vs single-shard",
     );
 }
 

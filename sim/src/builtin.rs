@@ -7,33 +7,43 @@ use crate::scenario::Scenario;
 pub const BUILTINS: &[(&str, &str, &str)] = &[
     (
         "default",
-        "one shard of 4 nodes, the default healthcare mix at 1000 tx/s, 10 s",
+        "hospitals, imaging centres, insurers, pharmacies: 4 PBFT shards of 4 nodes, healthcare mix, 2000 tx/s, 10 s",
         include_str!("../../scenarios/default.toml"),
     ),
     (
         "hospital",
-        "EHR writes, audited reads and consents: 2 shards, 2000 tx/s, 20 s",
+        "EHR writes, audited reads and consents, one diurnal day in 20 s: 2 sequencer shards, 2000 tx/s",
         include_str!("../../scenarios/hospital.toml"),
     ),
     (
         "imaging",
-        "imaging studies anchored on-chain (set workload.imaging.mode=onchain for blobs), 20 studies/s",
+        "imaging studies anchored on-chain (set workload.imaging.mode=onchain for blobs), PBFT, 20 studies/s",
         include_str!("../../scenarios/imaging.toml"),
     ),
     (
         "claims",
-        "claims submit/adjudicate/pay over 4 shards, cross-shard payments, 500 tx/s",
+        "claims submit/adjudicate/pay over 4 PBFT shards, cross-shard payments, 500 tx/s",
         include_str!("../../scenarios/claims.toml"),
     ),
     (
         "supply-chain",
-        "serialized drug packages from commission to dispense, 2 shards, 500 tx/s",
+        "serialized drug packages from commission to dispense, 2 PBFT shards, 500 tx/s",
         include_str!("../../scenarios/supply-chain.toml"),
     ),
     (
         "large",
         "reference large run: 16 shards x 7 PBFT replicas in 4 regions, mixed workload at 20,000 tx/s, 60 s",
         include_str!("../../scenarios/large.toml"),
+    ),
+    (
+        "sharded",
+        "8 PBFT committees of 4 (random assignment), 10% cross-shard, client resends",
+        include_str!("../../scenarios/sharded.toml"),
+    ),
+    (
+        "shards-64",
+        "64 shards x 16 PBFT nodes = 1,024 nodes, 10% cross-shard, 30,000 tx/s",
+        include_str!("../../scenarios/shards-64.toml"),
     ),
 ];
 

@@ -8,6 +8,11 @@
 use crate::protocol::{ByzantineBehaviour, NodeId};
 use serde::{Deserialize, Serialize};
 
+/// Largest CPU slowdown factor of a `slow` fault (a named limit).
+pub const MAX_SLOW_FACTOR: f64 = 1_000.0;
+/// Largest added one-way latency of a `latency` fault, ms (a named limit).
+pub const MAX_EXTRA_LATENCY_MS: f64 = 600_000.0;
+
 /// One scheduled fault.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -40,7 +45,8 @@ pub enum FaultSpec {
         #[serde(default)]
         one_way: bool,
     },
-    /// Raise loss on every link of `node`, or on the link `from -> to`.
+    /// Raise loss on every link of `node`, on the link `from -> to`, or, with
+    /// neither given, on every link of the network (a loss window).
     Loss {
         /// A node (all its links).
         #[serde(default)]
@@ -59,7 +65,8 @@ pub enum FaultSpec {
         #[serde(default)]
         until_s: Option<f64>,
     },
-    /// Add latency on every link of `node`, or on the link `from -> to`.
+    /// Add latency on every link of `node`, on the link `from -> to`, or, with
+    /// neither given, on every link of the network.
     Latency {
         /// A node (all its links).
         #[serde(default)]
@@ -170,6 +177,16 @@ impl FaultSpec {
             }
         }
         let _ = duration_s;
+        let mut seen = std::collections::BTreeSet::new();
+        for n in self.named_nodes() {
+            if matches!(
+                self,
+                FaultSpec::Partition { .. } | FaultSpec::Byzantine { .. }
+            ) && !seen.insert(n)
+            {
+                return Err(format!("node {n} is listed twice in `nodes`"));
+            }
+        }
         match self {
             FaultSpec::Partition { nodes, region, .. } => {
                 if let Some(r) = region {
@@ -203,16 +220,25 @@ impl FaultSpec {
                 ..
             } => {
                 check_target(*node, *from, *to)?;
-                if !extra_ms.is_finite() || *extra_ms < 0.0 {
-                    return Err(format!("extra_ms must be finite and >= 0, got {extra_ms}"));
+                if !extra_ms.is_finite() || *extra_ms < 0.0 || *extra_ms > MAX_EXTRA_LATENCY_MS {
+                    return Err(format!(
+                        "extra_ms must be in [0, {MAX_EXTRA_LATENCY_MS}], got {extra_ms}"
+                    ));
                 }
             }
             FaultSpec::Slow { factor, .. } => {
-                if !factor.is_finite() || *factor <= 0.0 {
-                    return Err(format!("factor must be a positive number, got {factor}"));
+                if !factor.is_finite() || *factor <= 0.0 || *factor > MAX_SLOW_FACTOR {
+                    return Err(format!(
+                        "factor must be a number in (0, {MAX_SLOW_FACTOR}] (2 = twice as slow), got {factor}"
+                    ));
                 }
             }
-            FaultSpec::Crash { .. } | FaultSpec::Byzantine { .. } => {}
+            FaultSpec::Byzantine { nodes, .. } => {
+                if nodes.is_empty() {
+                    return Err("`nodes` must name at least one node".into());
+                }
+            }
+            FaultSpec::Crash { .. } => {}
         }
         Ok(())
     }
@@ -224,7 +250,9 @@ fn check_target(
     to: Option<NodeId>,
 ) -> Result<(), String> {
     match (node, from, to) {
-        (Some(_), None, None) | (None, Some(_), Some(_)) => Ok(()),
-        _ => Err("give either `node`, or both `from` and `to`".into()),
+        (Some(_), None, None) | (None, Some(_), Some(_)) | (None, None, None) => Ok(()),
+        _ => {
+            Err("give either `node`, or both `from` and `to`, or none of them (every link)".into())
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! shard (not per replica; the per-replica cost is the CPU model's job).
 
 use ledger_core::types::OrgKind;
-use ledger_core::{AppliedBlock, Genesis, GenesisBuilder, Ledger, LedgerConfig, ShardOp};
+use ledger_core::{
+    AccountLocking, AppliedBlock, Genesis, GenesisBuilder, Ledger, LedgerConfig, ShardOp, XId,
+};
 use workloads::Consortium;
 
 /// The sharded ledger of a run, at the consortium's genesis.
@@ -34,11 +36,17 @@ pub fn genesis_of(consortium: &Consortium) -> Result<Genesis, String> {
 
 impl Executor {
     /// Ledgers for `shards` shards at `genesis`; `log_max_bytes` keeps each shard's
-    /// block log in memory (for export) up to that many bytes, `None` keeps none.
-    pub fn new(genesis: &Genesis, shards: u32, log_max_bytes: Option<usize>) -> Self {
+    /// block log in memory (for export) up to that many bytes, `None` keeps none;
+    /// `account_locking` is how cross-shard prepares treat accounts.
+    pub fn new(
+        genesis: &Genesis,
+        shards: u32,
+        log_max_bytes: Option<usize>,
+        account_locking: AccountLocking,
+    ) -> Self {
         let config = LedgerConfig {
             log_max_bytes,
-            ..LedgerConfig::default()
+            account_locking,
         };
         Executor {
             ledger: Ledger::with_config(genesis, shards, config),
@@ -49,6 +57,11 @@ impl Executor {
     /// Execute a block of `ops` on `shard` at `timestamp_ms`.
     pub fn apply(&mut self, shard: u32, ops: Vec<ShardOp>, timestamp_ms: u64) -> AppliedBlock {
         self.ledger.shards[shard as usize].apply_block(ops, timestamp_ms)
+    }
+
+    /// Whether `shard` still holds cross-shard transaction `xid` prepared (locks, holds).
+    pub fn is_prepared(&self, shard: u32, xid: XId) -> bool {
+        self.ledger.shards[shard as usize].is_prepared(xid)
     }
 
     /// Current height of `shard`'s ledger.

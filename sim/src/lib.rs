@@ -10,11 +10,16 @@
 //! - [`scenario`]: TOML scenarios, overrides, validation.
 //! - [`run()`]: run a scenario, get a [`RunResult`] with the results files' contents.
 //! - [`builtin`]: the built-in scenarios.
+//! - [`committee`]: node → shard committee assignment; [`client`]: routing, 2PC, the cross-shard shaper.
+//! - [`faultsuite`]: the fault-scenario suite's liveness bounds and analysis.
+//! - [`swarm`]: randomized fault schedules within each protocol's tolerance.
 
 pub mod builtin;
 pub mod client;
+pub mod committee;
 pub mod error;
 pub mod faults;
+pub mod faultsuite;
 pub mod idset;
 pub mod kernel;
 pub mod ledger;
@@ -27,6 +32,7 @@ pub mod run;
 pub mod scenario;
 pub mod sim;
 pub mod store;
+pub mod swarm;
 
 pub use error::{ScenarioError, SimError};
 pub use run::{run, RunOptions, RunResult};

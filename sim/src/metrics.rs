@@ -66,6 +66,10 @@ pub struct Metrics {
     pub duplicate_commits: u64,
     /// Events dropped because a node's inbox was full.
     pub inbox_overflows: u64,
+    /// Operations resent by their client after `client_timeout_ms` (whole run).
+    pub client_resends: u64,
+    /// Cross-shard shaper counters (whole run; zero without `cross_shard_fraction`).
+    pub shaper: crate::client::ShaperStats,
 }
 
 fn hist(sigfig: u8) -> Histogram<u64> {
@@ -100,6 +104,8 @@ impl Metrics {
             invariants_checked: 0,
             duplicate_commits: 0,
             inbox_overflows: 0,
+            client_resends: 0,
+            shaper: crate::client::ShaperStats::default(),
         }
     }
 

@@ -374,6 +374,8 @@ pub enum LinkTarget {
     Node(NodeId),
     /// One directed link.
     Link(NodeId, NodeId),
+    /// Every link of the network.
+    All,
 }
 
 impl LinkTarget {
@@ -382,6 +384,7 @@ impl LinkTarget {
         match self {
             LinkTarget::Node(n) => a == n || b == n,
             LinkTarget::Link(x, y) => a == x && b == y,
+            LinkTarget::All => true,
         }
     }
 }

@@ -214,6 +214,16 @@ impl RunResult {
         self.metrics.blocks_committed
     }
 
+    /// Transactions committed in each time-series bucket (warm-up included, by
+    /// commit time) and the bucket width, s.
+    pub fn committed_per_bucket(&self) -> (f64, Vec<u64>) {
+        let m = &self.metrics;
+        (
+            m.bucket_ns as f64 / 1e9,
+            m.buckets.iter().map(|b| b.committed).collect(),
+        )
+    }
+
     /// View changes counted.
     pub fn view_changes(&self) -> u64 {
         self.metrics.view_changes
@@ -284,7 +294,11 @@ impl RunResult {
                 "latency_ms_p99": self.cross_shard_latency_ms.p99,
                 "single_shard_latency_ms_p50": self.single_shard_latency_ms.p50,
                 "single_shard_latency_ms_p99": self.single_shard_latency_ms.p99,
+                "target": s.cross_shard_fraction,
+                "shaper": {"rehomed": m.shaper.rehomed, "injected": m.shaper.injected,
+                           "not_rehomable": m.shaper.not_rehomable},
             },
+            "client_resends": m.client_resends,
             "forks": {"stale_blocks": m.stale_blocks, "stale_rate": frac(m.stale_blocks, produced), "reorgs": m.reorgs},
             "inclusion_latency_ms": lat_json(&self.inclusion_latency_ms),
             "view_changes": m.view_changes,

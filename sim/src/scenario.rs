@@ -10,6 +10,7 @@
 //! deserialisation; the value is parsed as a TOML scalar (or array/inline table),
 //! falling back to a string.
 
+use crate::committee::CommitteeAssignment;
 use crate::faults::FaultSpec;
 use crate::net::{NetworkConfig, Topology};
 use crate::node::CpuCosts;
@@ -25,6 +26,33 @@ pub const MAX_ESTIMATED_MEMORY_MIB: u64 = 8 * 1024;
 pub const ESTIMATED_BYTES_PER_TX: u64 = 400;
 /// Most consensus nodes in one run (a named limit).
 pub const MAX_NODES: u64 = 100_000;
+/// Most resends of one operation by its client (`client_retries`, a named limit).
+pub const MAX_CLIENT_RETRIES: u32 = 16;
+/// Longest client timeout, ms (`client_timeout_ms`, a named limit: one hour).
+pub const MAX_CLIENT_TIMEOUT_MS: f64 = 3_600_000.0;
+
+/// How cross-shard prepares treat organisation accounts (scenario key
+/// `account_locking`; see `ledger_core::AccountLocking`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountLockingMode {
+    /// Accounts are locked no-wait like every other key: concurrent payments from one
+    /// account abort while the first is prepared.
+    Lock,
+    /// Escrow holds (the default): debits and credits commute, accounts are never locked.
+    #[default]
+    Escrow,
+}
+
+impl AccountLockingMode {
+    /// The ledger-core mode.
+    pub fn to_ledger(self) -> ledger_core::AccountLocking {
+        match self {
+            AccountLockingMode::Lock => ledger_core::AccountLocking::Lock,
+            AccountLockingMode::Escrow => ledger_core::AccountLocking::Escrow,
+        }
+    }
+}
 
 /// `[metrics]`: what to record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,17 +91,31 @@ pub struct Scenario {
     pub warmup_s: f64,
     /// Offered load, transactions per second (whole system).
     pub offered_tps: f64,
-    /// Cross-shard injection: with this probability each otherwise single-shard
-    /// request is replaced by a cross-shard payment (submitting organisation to an
-    /// organisation homed on another shard, $1–$100), which runs the two-phase
-    /// commit. The workload's own multi-shard transactions (consents, claim
-    /// payments) come on top, so the measured `cross_shard.fraction` is at least
-    /// this. No effect with one shard. Absent: no injection.
+    /// Target share of cross-shard transactions. The client-side shaper
+    /// ([`crate::client::CrossShardShaper`]) makes each transaction cross-shard or not
+    /// so that the running share tracks this target: it re-homes a natively
+    /// cross-shard transaction's patient onto its counterparty's shard (or a payment's
+    /// payee onto the payer's shard) when the share is above target, and replaces a
+    /// single-shard request by a cross-shard payment ($1–$100, submitting organisation
+    /// to one on another shard) when below. Claim payments (payer and provider
+    /// accounts on their own shards) cannot be re-homed, so their share is a floor.
+    /// No effect with one shard. Absent: the workload's natural share.
     pub cross_shard_fraction: Option<f64>,
     /// Number of shards.
     pub shards: u32,
     /// Consensus nodes per shard.
     pub nodes_per_shard: u32,
+    /// How nodes are assigned to shard committees: `sequential`, `random` or
+    /// `by_organisation` (see [`crate::committee`]).
+    pub committee_assignment: CommitteeAssignment,
+    /// Account treatment in cross-shard prepares: `lock` or `escrow` (default).
+    pub account_locking: AccountLockingMode,
+    /// A client resends an operation that has not executed after this long, ms, to
+    /// the next gateway node of the shard's committee (0: never resend). Operations are
+    /// deduplicated by id at execution.
+    pub client_timeout_ms: f64,
+    /// Most resends of one operation (at most [`MAX_CLIENT_RETRIES`]).
+    pub client_retries: u32,
     /// Consensus protocol name (see [`crate::protocols::REGISTRY`]).
     pub consensus: String,
     /// Most transactions per block.
@@ -109,6 +151,10 @@ impl Default for Scenario {
             cross_shard_fraction: None,
             shards: 1,
             nodes_per_shard: 4,
+            committee_assignment: CommitteeAssignment::default(),
+            account_locking: AccountLockingMode::default(),
+            client_timeout_ms: 0.0,
+            client_retries: 3,
             consensus: "sequencer".into(),
             block_max_tx: 500,
             block_max_bytes: 4 * 1024 * 1024,
@@ -274,6 +320,25 @@ impl Scenario {
                     format!("must be in [0, 1], got {f}"),
                 ));
             }
+        }
+        nonneg("client_timeout_ms", self.client_timeout_ms)?;
+        if self.client_timeout_ms > MAX_CLIENT_TIMEOUT_MS {
+            return Err(bad(
+                "client_timeout_ms",
+                format!(
+                    "must be at most {MAX_CLIENT_TIMEOUT_MS} (0 disables resends), got {}",
+                    self.client_timeout_ms
+                ),
+            ));
+        }
+        if self.client_retries > MAX_CLIENT_RETRIES {
+            return Err(bad(
+                "client_retries",
+                format!(
+                    "must be in 0..={MAX_CLIENT_RETRIES}, got {}",
+                    self.client_retries
+                ),
+            ));
         }
         if self.block_max_tx == 0 {
             return Err(bad("block_max_tx", "must be at least 1".into()));

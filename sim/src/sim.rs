@@ -5,7 +5,8 @@
 //! protocol; the hot loop has no dynamic dispatch and, once warmed up, no
 //! per-event allocation (effect buffers and the event slab are reused).
 
-use crate::client::{self, ClientTx, Op, Phase, TxStatus};
+use crate::client::{self, ClientTx, CrossShardShaper, Op, Phase, TxStatus};
+use crate::committee::Committees;
 use crate::error::SimError;
 use crate::faults::FaultSpec;
 use crate::kernel::{EventQueue, TimeNs, NS_PER_MS, NS_PER_S};
@@ -20,7 +21,6 @@ use crate::protocol::{
 use crate::run::RunOptions;
 use crate::scenario::{Scenario, ScenarioError};
 use crate::store::BlockStore;
-use ledger_core::types::{OrgId, Tx};
 use ledger_core::{Receipt, ShardOp, Vote};
 use rustc_hash::FxHashMap;
 use simrand::Stream;
@@ -55,6 +55,8 @@ pub(crate) enum Event<M, T> {
     Wake { node: NodeId },
     /// Fault `index` starts (`start`) or ends.
     Fault { index: u32, start: bool },
+    /// Client resend deadlines are due (see `Simulation::resends`).
+    ClientTimeout,
 }
 
 enum Work<M, T> {
@@ -131,8 +133,15 @@ pub struct Simulation<'o, P: Protocol> {
     generator: Option<Generator>,
     closed_loop: bool,
     parked: Vec<Option<TxRequest>>,
-    /// `cross_shard_fraction` injection: probability, stream, organisations by home shard.
-    cross_inject: Option<(f64, Stream, Vec<Vec<OrgId>>)>,
+    /// The `cross_shard_fraction` shaper.
+    shaper: Option<CrossShardShaper>,
+    /// Client resend deadlines `(due, operation, attempt)`, due times non-decreasing
+    /// (every timeout is the same length), so only the head needs an event.
+    resends: VecDeque<(TimeNs, u32, u8)>,
+    /// Whether a `ClientTimeout` event is scheduled.
+    resend_armed: bool,
+    /// `client_timeout_ms` in ns (0: no resends).
+    client_timeout_ns: TimeNs,
     parked_free: Vec<u32>,
     commits: Vec<ShardCommits>,
     executor: Executor,
@@ -186,19 +195,18 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     .map_err(|e| bad("workload", e.to_string()))?,
             )
         };
-        let cross_inject = match scenario.cross_shard_fraction {
-            Some(f) if f > 0.0 && shards > 1 => {
-                let mut by_shard: Vec<Vec<OrgId>> = vec![Vec::new(); shards as usize];
-                for o in consortium.orgs() {
-                    by_shard[ledger_core::routing::org_shard(o.id, shards).0 as usize].push(o.id);
-                }
-                let populated = by_shard.iter().filter(|v| !v.is_empty()).count();
-                (populated >= 2).then(|| (f, Stream::new(seed, "client/cross-shard"), by_shard))
-            }
-            _ => None,
-        };
-        let org_regions: Vec<String> = consortium.orgs().iter().map(|o| o.region.clone()).collect();
-        let topo = Topology::new(&scenario.network, n, &org_regions).map_err(|m| {
+        let shaper = scenario
+            .cross_shard_fraction
+            .and_then(|f| CrossShardShaper::new(f, shards, &consortium, seed));
+        let assigned = Committees::assign(
+            scenario.committee_assignment,
+            shards,
+            nps,
+            seed,
+            &consortium,
+        );
+        let node_regions = assigned.node_regions(&consortium);
+        let topo = Topology::new(&scenario.network, n, &node_regions).map_err(|m| {
             SimError::Scenario(ScenarioError::InvalidValue {
                 source_name: scenario.name.clone(),
                 path: "network".into(),
@@ -206,25 +214,22 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             })
         })?;
         let net = Network::new(topo, &scenario.network, seed);
-        let committees: Vec<Vec<NodeId>> = (0..shards)
-            .map(|s| (s * nps..(s + 1) * nps).collect())
-            .collect();
+        let committees = assigned.members;
         let mut replicas = Vec::with_capacity(n);
         let mut nodes = Vec::with_capacity(n);
-        for s in 0..shards {
-            for &me in &committees[s as usize] {
-                replicas.push(protocol.replica(s, me, &committees[s as usize]));
-                nodes.push(NodeState {
-                    shard: s,
-                    cores_free: vec![0; scenario.node.cores as usize],
-                    inbox: VecDeque::new(),
-                    wake_pending: false,
-                    crashed: false,
-                    epoch: 0,
-                    byzantine: None,
-                    rng: Stream::indexed(seed, "node", u64::from(me)),
-                });
-            }
+        for me in 0..n as NodeId {
+            let s = assigned.shard_of[me as usize];
+            replicas.push(protocol.replica(s, me, &committees[s as usize]));
+            nodes.push(NodeState {
+                shard: s,
+                cores_free: vec![0; scenario.node.cores as usize],
+                inbox: VecDeque::new(),
+                wake_pending: false,
+                crashed: false,
+                epoch: 0,
+                byzantine: None,
+                rng: Stream::indexed(seed, "node", u64::from(me)),
+            });
         }
         let end_ns = s_to_ns(scenario.duration_s);
         let warmup_ns = s_to_ns(scenario.warmup_s);
@@ -262,7 +267,10 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             closed_loop: generator.as_ref().is_some_and(Generator::is_closed_loop),
             generator,
             parked: Vec::new(),
-            cross_inject,
+            shaper,
+            resends: VecDeque::new(),
+            resend_armed: false,
+            client_timeout_ns: (scenario.client_timeout_ms * NS_PER_MS as f64) as TimeNs,
             parked_free: Vec::new(),
             commits: (0..shards)
                 .map(|_| ShardCommits {
@@ -278,6 +286,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     .metrics
                     .keep_ledger_log
                     .then_some(LEDGER_LOG_MAX_BYTES_PER_SHARD),
+                scenario.account_locking.to_ledger(),
             ),
             metrics: Metrics::new(end_ns, warmup_ns, bucket_ns),
             digest: blake3::Hasher::new_derive_key("ledgersim sim trace digest v1"),
@@ -390,6 +399,9 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 source: e,
             })?;
         }
+        if let Some(sh) = &self.shaper {
+            self.metrics.shaper = sh.stats;
+        }
         let tx_records = if self.scenario.metrics.record_transactions {
             std::mem::take(&mut self.txs)
         } else {
@@ -487,6 +499,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 }
             }
             Event::Fault { index, start } => self.on_fault(t, index, start)?,
+            Event::ClientTimeout => self.on_client_timeout(t)?,
         }
         Ok(())
     }
@@ -515,14 +528,8 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         let Some(mut req) = self.parked[slot as usize].take() else {
             return Ok(());
         };
-        if let Some((f, rng, by_shard)) = &mut self.cross_inject {
-            if !ledger_core::shards_of(&req.tx, self.scenario.shards).is_cross_shard()
-                && rng.bernoulli(*f)
-            {
-                req.tx = cross_shard_payment(rng, by_shard, req.client, self.scenario.shards);
-                req.kind = workloads::WorkloadKind::Payment;
-                req.payload_bytes = 0;
-            }
+        if let Some(shaper) = &mut self.shaper {
+            shaper.shape(&mut req);
         }
         self.parked_free.push(slot);
         if self.txs.len() >= MAX_CLIENT_TXS {
@@ -615,13 +622,25 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             size_bytes,
             executed: false,
         });
-        let client = self.txs[client_tx as usize].client;
-        let committee = &self.committees[shard as usize];
-        let gateway = committee[(client as usize) % committee.len()];
-        if self.nodes[gateway as usize].crashed {
-            return Ok(()); // the client's gateway is down: the operation is lost
+        if self.client_timeout_ns > 0 && self.scenario.client_retries > 0 {
+            self.arm_resend(t + self.client_timeout_ns, op_id, 0)?;
         }
-        let done = self.net.receive(gateway, t, t, size);
+        self.send_to_gateway(t, op_id, 0)
+    }
+
+    /// Send operation `op_id` to the gateway of attempt `attempt`: node
+    /// `committee[(client + attempt) mod N]` of the operation's shard. A crashed gateway
+    /// loses it (the client's resend, if any, goes to the next one).
+    fn send_to_gateway(&mut self, t: TimeNs, op_id: u32, attempt: u8) -> Result<(), SimError> {
+        let op = &self.ops[op_id as usize];
+        let (shard, size_bytes) = (op.shard, op.size_bytes);
+        let client = self.txs[op.client_tx as usize].client;
+        let committee = &self.committees[shard as usize];
+        let gateway = committee[(client as usize + attempt as usize) % committee.len()];
+        if self.nodes[gateway as usize].crashed {
+            return Ok(()); // the gateway is down: the operation is lost
+        }
+        let done = self.net.receive(gateway, t, t, u64::from(size_bytes));
         self.schedule(
             done,
             Event::ClientTx {
@@ -632,6 +651,48 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 },
             },
         )?;
+        Ok(())
+    }
+
+    /// Queue a resend deadline (due times arrive in non-decreasing order).
+    fn arm_resend(&mut self, due: TimeNs, op_id: u32, attempt: u8) -> Result<(), SimError> {
+        self.resends.push_back((due, op_id, attempt));
+        if !self.resend_armed && due <= self.end_ns {
+            self.resend_armed = true;
+            self.schedule(due, Event::ClientTimeout)?;
+        }
+        Ok(())
+    }
+
+    /// Resend every operation whose deadline is due and that has not executed.
+    fn on_client_timeout(&mut self, t: TimeNs) -> Result<(), SimError> {
+        self.resend_armed = false;
+        while let Some(&(due, op_id, attempt)) = self.resends.front() {
+            if due > t {
+                break;
+            }
+            self.resends.pop_front();
+            let op = &self.ops[op_id as usize];
+            if op.executed || self.txs[op.client_tx as usize].phase == Phase::Done {
+                continue;
+            }
+            let next = attempt + 1;
+            self.metrics.client_resends += 1;
+            if self.trace.is_some() {
+                self.trace_line(t, format_args!("resend op{op_id} attempt {next}"))?;
+            }
+            self.send_to_gateway(t, op_id, next)?;
+            if u32::from(next) < self.scenario.client_retries {
+                self.resends
+                    .push_back((t + self.client_timeout_ns, op_id, next));
+            }
+        }
+        if let Some(&(due, _, _)) = self.resends.front() {
+            if due <= self.end_ns {
+                self.resend_armed = true;
+                self.schedule(due, Event::ClientTimeout)?;
+            }
+        }
         Ok(())
     }
 
@@ -1019,6 +1080,21 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 }
             }
             Phase::Deciding { commit, remaining } if !is_prepare => {
+                self.metrics.invariants_checked += 1;
+                let expected = if commit {
+                    Receipt::Committed
+                } else {
+                    Receipt::Aborted
+                };
+                let is_commit_op = matches!(self.ops[op_id as usize].op, ShardOp::Commit { .. });
+                if receipt != expected || is_commit_op != commit {
+                    let what = format!(
+                        "atomicity: cross-shard transaction {ct_i} decided {} but shard {shard} answered {receipt:?} to operation {op_id}",
+                        if commit { "commit" } else { "abort" }
+                    );
+                    return Err(self.violation(t, what));
+                }
+                let ct = &mut self.txs[ct_i as usize];
                 if remaining > 1 {
                     ct.phase = Phase::Deciding {
                         commit,
@@ -1046,6 +1122,22 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     }
 
     fn finish(&mut self, t: TimeNs, ct_i: u32, status: TxStatus) -> Result<(), SimError> {
+        if self.txs[ct_i as usize].cross_shard() {
+            // All or nothing: once final, no involved shard may still hold the
+            // transaction prepared (locks or escrow holds of a half-decided commit).
+            self.metrics.invariants_checked += 1;
+            let xid = client::xid_of(ct_i);
+            let n = self.txs[ct_i as usize].n_shards as usize;
+            for i in 0..n {
+                let s = self.txs[ct_i as usize].shards[i];
+                if self.executor.is_prepared(s, xid) {
+                    let what = format!(
+                        "atomicity: cross-shard transaction {ct_i} final ({status:?}) but still prepared on shard {s}"
+                    );
+                    return Err(self.violation(t, what));
+                }
+            }
+        }
         let ct = &mut self.txs[ct_i as usize];
         ct.status = status;
         ct.phase = Phase::Done;
@@ -1168,51 +1260,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     }
 }
 
-/// A payment between organisations on two different shards (the
-/// `cross_shard_fraction` injection): from the submitting organisation (or a
-/// random one), to a random organisation on another shard, 1 to 100 dollars.
-fn cross_shard_payment(rng: &mut Stream, by_shard: &[Vec<OrgId>], client: u32, shards: u32) -> Tx {
-    let all: usize = by_shard.iter().map(Vec::len).sum();
-    let from = by_shard
-        .iter()
-        .flatten()
-        .copied()
-        .find(|o| o.0 == u64::from(client))
-        .unwrap_or_else(|| {
-            let i = rng.below(all as u64) as usize;
-            by_shard
-                .iter()
-                .flatten()
-                .copied()
-                .nth(i)
-                .unwrap_or(OrgId(0))
-        });
-    let home = ledger_core::routing::org_shard(from, shards).0 as usize;
-    let others: usize = all - by_shard[home].len();
-    let mut i = rng.below(others.max(1) as u64) as usize;
-    let mut to = from;
-    for (s, orgs) in by_shard.iter().enumerate() {
-        if s == home {
-            continue;
-        }
-        if i < orgs.len() {
-            to = orgs[i];
-            break;
-        }
-        i -= orgs.len();
-    }
-    Tx::Payment {
-        from,
-        to,
-        amount_cents: rng.range_inclusive(100, 10_000),
-    }
-}
-
 fn target(node: Option<NodeId>, from: Option<NodeId>, to: Option<NodeId>) -> LinkTarget {
     match (node, from, to) {
         (Some(n), _, _) => LinkTarget::Node(n),
         (None, Some(a), Some(b)) => LinkTarget::Link(a, b),
-        // validate() guarantees one of the two forms
-        _ => LinkTarget::Node(NodeId::MAX),
+        // validate() allows only these forms and "no target" (every link)
+        _ => LinkTarget::All,
     }
 }

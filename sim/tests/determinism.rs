@@ -56,7 +56,15 @@ fn default_scenario_summary_is_sane() {
     let j = r.summary_json();
     println!("{}", serde_json::to_string_pretty(&j).expect("json"));
     let tput = r.throughput_tps();
-    assert!((800.0..1200.0).contains(&tput), "throughput {tput}");
+    // The default offers 2000 tx/s to 4 PBFT shards of 4 nodes, far below capacity.
+    assert_eq!(j["consensus"], "pbft");
+    assert_eq!(j["shards"], 4);
+    assert!((1_800.0..2_200.0).contains(&tput), "throughput {tput}");
+    assert!(
+        j["cross_shard"]["fraction"].as_f64().unwrap_or(0.0) > 0.0,
+        "a consortium over 4 shards has cross-shard traffic"
+    );
+    assert_eq!(j["invariants"]["violations"], 0);
     assert!(
         r.latency_ms.p50 > 10.0,
         "p50 {} ms should include WAN latency",

@@ -132,13 +132,14 @@ fn validation_rejects_bad_scenarios() {
     assert!(e.to_string().contains("node 99"), "{e}");
     let e = check(&|s| {
         s.faults = Scenario::from_toml_str(
-            "[[faults]]\nkind = \"byzantine\"\nnodes = [1]\nbehaviour = \"equivocate\"\n",
+            "[[faults]]\nkind = \"byzantine\"\nnodes = [1, 2]\nbehaviour = \"equivocate\"\n",
             "f",
         )
         .expect("faults")
         .faults
     });
-    assert!(e.to_string().contains("tolerates at most 0"), "{e}");
+    // The default is PBFT with 4 nodes per shard: f = 1, so two Byzantine nodes of shard 0 are refused.
+    assert!(e.to_string().contains("tolerates at most 1"), "{e}");
     let e = check(&|s| s.consensus = "paxos".into());
     assert!(
         e.to_string().contains("sequencer"),

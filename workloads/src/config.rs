@@ -243,6 +243,12 @@ pub struct HospitalConfig {
     /// Clinicians per hospital (user ids of accesses): 25,000 providers over 93
     /// hospitals in the Indiana HIE (IHIE 2016) ≈ 270.
     pub clinicians_per_hospital: u32,
+    /// Start in the steady state (default true): every patient's home consent was granted
+    /// before the run, at a uniformly random time within the last `consent_duration_days`,
+    /// so consent grants occur at their renewal and re-grant rate. `false`: the ledger
+    /// starts cold and every patient's first activity in the run is a consent grant (in a
+    /// short run over many patients, most transactions).
+    pub warm_start: bool,
 }
 
 impl Default for HospitalConfig {
@@ -258,6 +264,7 @@ impl Default for HospitalConfig {
             consent_revoke_fraction: 0.001,
             consent_duration_days: 365.0,
             clinicians_per_hospital: 270,
+            warm_start: true,
         }
     }
 }
@@ -515,6 +522,11 @@ pub struct PaymentConfig {
     pub amount_median_cents: u64,
     /// Sigma of the lognormal amount. est. 1.0.
     pub amount_sigma: f64,
+    /// Fraction of payments made by one hot payer (the first insurer, or organisation 0
+    /// without insurers), e.g. a clearing house paying out; the rest pick a payer
+    /// uniformly. Contention probe: under `account_locking = "lock"` concurrent payments
+    /// from the hot payer's account abort. Default 0 (no hot payer).
+    pub hot_payer_fraction: f64,
 }
 
 impl Default for PaymentConfig {
@@ -522,6 +534,7 @@ impl Default for PaymentConfig {
         PaymentConfig {
             amount_median_cents: 100_000,
             amount_sigma: 1.0,
+            hot_payer_fraction: 0.0,
         }
     }
 }
@@ -866,6 +879,7 @@ impl WorkloadConfig {
             ));
         }
         check_non_negative("payment.amount_sigma", p.amount_sigma)?;
+        check_fraction("payment.hot_payer_fraction", p.hot_payer_fraction)?;
 
         self.arrival.validate()?;
 

@@ -135,6 +135,8 @@ pub struct Generator {
     /// Mean transfer, cents (median × exp(σ²/2)).
     payment_mean: f64,
     payment_factor: LognormalTable,
+    /// `payment.hot_payer_fraction` and the hot payer's id.
+    hot_payer: (f64, u64),
     pending: BinaryHeap<Pending>,
     max_pending: usize,
     seq: u64,
@@ -190,6 +192,7 @@ impl Generator {
             &cfg.hospital,
             consortium,
             Stream::new(seed, "workload/hospital"),
+            Stream::new(seed, "workload/hospital/warm-start"),
         );
         let imaging = Imaging::new(
             &cfg.imaging,
@@ -280,6 +283,10 @@ impl Generator {
             payment_mean: cfg.payment.amount_median_cents as f64
                 * libm::exp(0.5 * cfg.payment.amount_sigma * cfg.payment.amount_sigma),
             payment_factor: LognormalTable::new(cfg.payment.amount_sigma),
+            hot_payer: (
+                cfg.payment.hot_payer_fraction,
+                consortium.insurers().first().map_or(0, |o| o.0),
+            ),
             pending: BinaryHeap::with_capacity(PENDING_RESERVE.min(cfg.max_pending_steps)),
             max_pending: cfg.max_pending_steps,
             seq: 0,
@@ -544,7 +551,12 @@ impl Generator {
 
     fn payment(&mut self) -> Tx {
         let n = self.consortium.orgs().len() as u64;
-        let from = self.payment_rng.below(n);
+        let (hot_fraction, hot) = self.hot_payer;
+        let from = if hot_fraction > 0.0 && self.payment_rng.bernoulli(hot_fraction) {
+            hot
+        } else {
+            self.payment_rng.below(n)
+        };
         let k = self.payment_rng.below(n - 1);
         let to = if k >= from { k + 1 } else { k };
         let amount = self.payment_mean * self.payment_factor.sample(&mut self.payment_rng);

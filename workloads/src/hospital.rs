@@ -2,8 +2,17 @@
 //!
 //! Per patient the generator tracks how many records exist and until when the home
 //! hospital holds a consent. A patient without a live consent first gets a grant (the
-//! patient consents at their next encounter), so the home hospital's reads are valid in
-//! order; reads target records already written. Invalid-by-design reads are made by
+//! patient consents at their next encounter); reads target records already written.
+//!
+//! Warm start (`warm_start`, the default): every patient's home consent predates the run,
+//! granted at a uniformly random time within the last `consent_duration_days` (the steady
+//! state of annual renewals), so it expires during the run at the steady-state rate and
+//! consent grants appear at their real rate, not once per patient. Such a consent is not
+//! on the ledger, and the home hospital does not need it there (the custodian reads its own
+//! records), but a revocation needs one to revoke: a revocation drawn for such a patient
+//! first records the consent (a grant) and revokes it at the patient's next activity.
+//! Without `warm_start`, every patient's first activity in the run is a grant (the cold
+//! start of a ledger whose genesis holds no consents). Invalid-by-design reads are made by
 //! an organisation that never holds the patient's consent
 //! (`unconsented_access_fraction`), and break-the-glass reads by another hospital are
 //! flagged `Emergency`.
@@ -54,6 +63,11 @@ struct PatientState {
     consent_until_ms: u64,
     /// Records written so far.
     records: u32,
+    /// The live consent was granted on the ledger during the run (not before it).
+    consent_on_ledger: bool,
+    /// A revocation was drawn while the consent was not on the ledger: it was recorded
+    /// with a grant, and the patient's next activity revokes it.
+    revoke_next: bool,
 }
 
 pub(crate) struct Hospital {
@@ -78,13 +92,36 @@ pub(crate) struct Hospital {
 }
 
 impl Hospital {
-    pub(crate) fn new(cfg: &HospitalConfig, consortium: &Consortium, rng: Stream) -> Hospital {
+    /// `warm` draws the age of each patient's pre-run consent (used only with
+    /// `cfg.warm_start`).
+    pub(crate) fn new(
+        cfg: &HospitalConfig,
+        consortium: &Consortium,
+        rng: Stream,
+        mut warm: Stream,
+    ) -> Hospital {
         let weights = cfg.resource_weights.as_array();
         let resources = PackedAlias::new(&weights)
             .unwrap_or_else(|| panic!("validated resource weights rejected: {weights:?}"));
         let sizes = cfg.resource_size_bytes.as_array();
 
         let n = consortium.patients() as usize;
+        let consent_duration_ms = (cfg.consent_duration_days * 86_400_000.0) as u64;
+        let state = if cfg.warm_start {
+            // Remaining life of a consent granted at a uniform time in the last duration:
+            // uniform in (0, duration].
+            (0..n)
+                .map(|_| PatientState {
+                    consent_until_ms: consent_duration_ms
+                        - warm
+                            .below(consent_duration_ms.max(1))
+                            .min(consent_duration_ms),
+                    ..PatientState::default()
+                })
+                .collect()
+        } else {
+            vec![PatientState::default(); n]
+        };
         Hospital {
             rng,
             resources,
@@ -94,9 +131,9 @@ impl Hospital {
             unconsented: cfg.unconsented_access_fraction,
             emergency: cfg.emergency_access_fraction,
             revoke: cfg.consent_revoke_fraction,
-            consent_duration_ms: (cfg.consent_duration_days * 86_400_000.0) as u64,
+            consent_duration_ms,
             clinicians: cfg.clinicians_per_hospital as u64,
-            state: vec![PatientState::default(); n],
+            state,
             org_count: consortium.orgs().len() as u64,
             owed_reads: 0,
         }
@@ -116,8 +153,17 @@ impl Hospital {
             return (self.grant(p, now_ms, consortium), WorkloadKind::Consent);
         }
         let u = self.rng.uniform();
-        if u < self.revoke {
-            self.state[p as usize].consent_until_ms = 0;
+        if u < self.revoke || self.state[p as usize].revoke_next {
+            if !self.state[p as usize].consent_on_ledger {
+                // A consent from before the run: record it now, revoke it next time.
+                let tx = self.grant(p, now_ms, consortium);
+                self.state[p as usize].revoke_next = true;
+                return (tx, WorkloadKind::Consent);
+            }
+            let st = &mut self.state[p as usize];
+            st.consent_until_ms = 0;
+            st.consent_on_ledger = false;
+            st.revoke_next = false;
             let tx = Tx::ConsentRevoke {
                 patient: PatientId(p as u64),
                 grantee: consortium.home_hospital(PatientId(p as u64)),
@@ -151,7 +197,10 @@ impl Hospital {
     /// A consent grant from patient `p` to their home hospital.
     pub(crate) fn grant(&mut self, p: u32, now_ms: u64, consortium: &Consortium) -> Tx {
         let until = now_ms.saturating_add(self.consent_duration_ms);
-        self.state[p as usize].consent_until_ms = until;
+        let st = &mut self.state[p as usize];
+        st.consent_until_ms = until;
+        st.consent_on_ledger = true;
+        st.revoke_next = false;
         Tx::ConsentGrant {
             patient: PatientId(p as u64),
             grantee: consortium.home_hospital(PatientId(p as u64)),

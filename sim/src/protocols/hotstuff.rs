@@ -115,6 +115,9 @@ pub const MAX_SYNC_BLOCKS: usize = 64;
 pub const MAX_VOTE_TALLIES: usize = 256;
 /// NEW-VIEW messages further than this many views ahead are ignored.
 pub const MAX_FUTURE_VIEWS: u64 = 1_000;
+/// A replica still votes for a proposal this many views behind its current view
+/// (if it has not voted since; see `accept_block`).
+pub const LATE_VOTE_VIEWS: u64 = 2;
 /// Committed blocks whose metadata is retained for serving sync requests.
 pub const RETAIN_COMMITTED_BLOCKS: usize = 1 << 20;
 /// The block tree is pruned of dead forks when it grows past this many blocks.
@@ -402,6 +405,8 @@ pub struct HotStuffReplica {
     flush_timer: Option<TimerId>,
     votes: BTreeMap<(u64, BlockRef), Signers>,
     new_views: BTreeMap<u64, Signers>,
+    /// Highest view each committee member announced in a NEW-VIEW (view sync).
+    peer_views: Vec<u64>,
     proposed_view: u64,
     view_timer: Option<TimerId>,
     batch_timer: Option<(u64, TimerId)>,
@@ -449,6 +454,7 @@ impl HotStuffReplica {
             flush_timer: None,
             votes: BTreeMap::new(),
             new_views: BTreeMap::new(),
+            peer_views: vec![0; n],
             proposed_view: 0,
             view_timer: None,
             batch_timer: None,
@@ -577,31 +583,80 @@ impl HotStuffReplica {
         self.view_timer = None;
         self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
         let next = view + 1;
-        let leader = self.leader_of(next);
         self.cur_view = next;
         self.new_views = self.new_views.split_off(&next);
         self.arm_view_timer(ctx);
+        // A second timeout in a row without a QC suggests the replicas' views have
+        // drifted apart (after a partition without a quorum, say): announce the
+        // new view to everyone so that they can resynchronise.
+        let broadcast = self.consecutive_timeouts >= 2;
+        self.send_new_view(ctx, next, broadcast);
+    }
+
+    /// Send this replica's NEW-VIEW for `view` to the view's leader (or count it,
+    /// if it is the leader) and, with `broadcast`, to every other member too.
+    fn send_new_view(&mut self, ctx: &mut C<'_>, view: u64, broadcast: bool) {
+        let leader = self.leader_of(view);
         let last_vote = self.last_vote.filter(|(v, _)| *v > self.high_qc.view);
         if leader == self.me {
             if let Some((v, b)) = last_vote {
                 self.add_vote(ctx, v, b, self.me);
             }
-            self.add_new_view(ctx, next, self.me);
-        } else if Self::votes_out(ctx) {
-            let size_bytes = MSG_HEADER_BYTES
-                + SIG_BYTES
-                + self.qc_bytes(&self.high_qc)
-                + if last_vote.is_some() { VOTE_BYTES } else { 0 };
-            ctx.charge_sign();
-            ctx.send(
-                leader,
-                HsMsg::NewView {
-                    view: next,
-                    high_qc: self.high_qc,
-                    last_vote,
-                    size_bytes,
-                },
-            );
+            self.add_new_view(ctx, view, self.me);
+        }
+        if !Self::votes_out(ctx) || (leader == self.me && !broadcast) {
+            return;
+        }
+        let size_bytes = MSG_HEADER_BYTES
+            + SIG_BYTES
+            + self.qc_bytes(&self.high_qc)
+            + if last_vote.is_some() { VOTE_BYTES } else { 0 };
+        ctx.charge_sign();
+        let msg = HsMsg::NewView {
+            view,
+            high_qc: self.high_qc,
+            last_vote,
+            size_bytes,
+        };
+        if broadcast {
+            for i in 0..self.committee.len() {
+                let to = self.committee[i];
+                if to != self.me {
+                    ctx.send(to, msg.clone());
+                }
+            }
+        } else {
+            ctx.send(leader, msg);
+        }
+    }
+
+    /// View synchronisation (the Bracha-style `f + 1` rule of the DiemBFT and
+    /// Cogsworth pacemakers): once `f + 1` members announced views above ours, at
+    /// least one correct replica is at the `(f + 1)`-th highest of them, so jump
+    /// there and announce it to everyone. Views only grow, so this never affects
+    /// safety (votes are still checked against the lock).
+    fn note_peer_view(&mut self, ctx: &mut C<'_>, from: NodeId, view: u64) {
+        let Some(i) = self.index_of(from) else {
+            return;
+        };
+        if view <= self.peer_views[i] {
+            return;
+        }
+        self.peer_views[i] = view;
+        let mut ahead: Vec<u64> = self
+            .peer_views
+            .iter()
+            .copied()
+            .filter(|&v| v > self.cur_view)
+            .collect();
+        if ahead.len() <= self.f {
+            return;
+        }
+        ahead.sort_unstable_by(|a, b| b.cmp(a));
+        let target = ahead[self.f];
+        if target > self.cur_view && target <= self.cur_view + MAX_FUTURE_VIEWS {
+            self.enter_view(ctx, target);
+            self.send_new_view(ctx, target, true);
         }
     }
 
@@ -1065,7 +1120,13 @@ impl HotStuffReplica {
         self.insert_block(blk, view, justify);
         self.observe_qc(ctx, justify, from);
         let safe = self.extends(blk, self.locked.block) || justify.view > self.locked.view;
-        if view > self.last_voted_view && view >= self.cur_view && safe {
+        // A proposal of a view this replica already timed out of still gets its
+        // vote if it has not voted in that view or later (`last_voted_view`): votes
+        // stay one per view and monotonic, which is all the safety argument uses,
+        // and a withholding or slow leader no longer splits the replicas into
+        // those that moved on early and those that did not.
+        let recent = view + LATE_VOTE_VIEWS >= self.cur_view;
+        if view > self.last_voted_view && recent && safe {
             self.last_voted_view = view;
             self.last_vote = Some((view, blk));
             self.send_vote(ctx, view, blk);
@@ -1292,6 +1353,10 @@ impl Replica for HotStuffReplica {
                 last_vote,
                 ..
             } => {
+                if view > self.cur_view {
+                    ctx.charge_verify(1);
+                    self.note_peer_view(ctx, from, view);
+                }
                 if self.leader_of(view) != self.me
                     || (view < self.cur_view && self.proposed_view >= view)
                     || view > self.cur_view + MAX_FUTURE_VIEWS
@@ -1347,6 +1412,7 @@ impl Replica for HotStuffReplica {
         self.flush_timer = None;
         self.votes.clear();
         self.new_views.clear();
+        self.peer_views.iter_mut().for_each(|v| *v = 0);
         self.view_timer = None;
         self.batch_timer = None;
         self.consecutive_timeouts = 0;
