@@ -577,25 +577,40 @@ pub fn sweep(args: SweepArgs) -> Result<(), Failure> {
 pub fn scenarios() -> Result<(), Failure> {
     let list = sim::builtin::list();
     let width = list.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut out = String::new();
     for (name, description) in list {
-        println!("{name:<width$}  {description}");
+        out.push_str(&format!("{name:<width$}  {description}\n"));
     }
-    println!();
-    println!("Protocols (--set consensus=NAME):");
+    out.push_str("\nProtocols (--set consensus=NAME):\n");
     for e in sim::protocols::REGISTRY {
-        println!("  {:<10} {}", e.name, e.summary);
+        out.push_str(&format!("  {:<10} {}\n", e.name, e.summary));
     }
-    Ok(())
+    print_stdout(&out)
+}
+
+/// Write `text` to stdout; a closed pipe (`ledgersim scenarios | head`) is not an error.
+fn print_stdout(text: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::failed(anyhow!("writing to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `ledgersim scenario show NAME`.
 pub fn scenario_show(name: &str) -> Result<(), Failure> {
     let text = sim::builtin::text(name).map_err(Failure::bad)?;
-    print!("{text}");
-    if !text.ends_with('\n') {
-        println!();
+    if text.ends_with('\n') {
+        print_stdout(text)
+    } else {
+        print_stdout(&format!("{text}\n"))
     }
-    Ok(())
 }
 
 /// `ledgersim plot DIR`.

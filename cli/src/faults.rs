@@ -74,10 +74,10 @@ fn pool(jobs: usize) -> Result<rayon::ThreadPool, Failure> {
         .map_err(|e| Failure::failed(anyhow!("thread pool: {e}")))
 }
 
-fn run_swarm(
-    seeds: &[u64],
-    jobs: usize,
-) -> Result<Vec<(u64, Result<SwarmOutcome, SwarmFailure>)>, Failure> {
+/// One swarm seed and how it went.
+type SeedResult = (u64, Result<SwarmOutcome, SwarmFailure>);
+
+fn run_swarm(seeds: &[u64], jobs: usize) -> Result<Vec<SeedResult>, Failure> {
     let cancel = output::install_interrupt_flag().map_err(Failure::failed)?;
     let out = pool(jobs)?.install(|| {
         use rayon::prelude::*;
@@ -115,6 +115,12 @@ fn fault_description(s: &Scenario) -> String {
     match w {
         Some(w) => match w.end_s {
             Some(e) => format!("{}–{} s", w.start_s, e),
+            None if w.reference_s > w.start_s => {
+                format!(
+                    "from {} s (permanent), last at {} s",
+                    w.start_s, w.reference_s
+                )
+            }
             None => format!("from {} s, permanent", w.start_s),
         },
         None => "none".into(),
@@ -197,9 +203,9 @@ Everything in the tables is simulated and deterministic (seed 1 for every suite 
     ));
     md.push_str(&format!(
         "## How to read the table\n\n\
-- *before*: mean committed tx/s from the end of the warm-up to the first fault; *during*: while the faults act \
-(for a permanent fault: from its start for the length of the bound); *after*: the rest of the run.\n\
-- *recovery*: seconds from the end of the faults (from their start if a fault is permanent) until the committed rate, \
+- *before*: mean committed tx/s from the end of the warm-up to the first fault; *during*: from the first fault to that \
+reference time (for a single permanent fault: from its start for the length of the bound); *after*: the rest of the run.\n\
+- *recovery*: seconds from the last time a fault changes state (the end of the last windowed fault, or the start of a permanent one, whichever is later) until the committed rate, \
 over a trailing window (1 s; HotStuff: two view timeouts + 0.5 s, because with a leader down it commits in bursts once per rotation), \
 is at least {:.0}% of *before* and stays there to the end of the run. 0 means it never dropped below that after the reference time. \
 *outage*: the longest stretch after the first fault with the rate below that threshold (a crash-and-recover fault can have a long outage \
@@ -290,11 +296,12 @@ is 0 for every run that finished and the run is listed as failed otherwise.\n\n"
     md.push_str(&format!(
         "\n## Swarm\n\n{} seeds (1..={}), each drawing a protocol ({}), a committee, a load and a random fault schedule within \
 the protocol's tolerance (`sim::swarm`); a seed passes if no invariant broke and, after every fault ended plus the bound, \
-the last {} s commit at least {:.0}% of the pre-fault rate.\n\n",
+every {} s window from then to the end of the run (at least {} s) commits at least {:.0}% of the pre-fault rate.\n\n",
         swarm.len(),
         args.swarm_seeds,
         swarm::SWARM_PROTOCOLS.join(", "),
         swarm::RESUME_WINDOW_S,
+        swarm::RESUME_WINDOW_S + swarm::RESUME_SLIDE_S,
         swarm::RESUME_FRACTION * 100.0
     ));
     if !swarm.is_empty() {
@@ -375,31 +382,27 @@ pub fn swarm(args: SwarmArgs) -> Result<(), Failure> {
         for &seed in &seeds {
             let case = swarm::draw(seed);
             say(&format!(
-                "# swarm seed {seed}: {}\n# commits must resume by {} s\n{}",
+                "# swarm seed {seed}: {}\n# commits must resume by {} s; replay: {}\n{}",
                 swarm::describe(&case),
                 case.resume_from_s,
+                swarm::replay_commands(seed),
                 case.scenario.to_toml_string()
             ));
         }
+        return Ok(());
     }
     let results = run_swarm(&seeds, args.jobs)?;
     let mut failed = 0usize;
     for (seed, r) in &results {
         let case = swarm::draw(*seed);
         match r {
-            Ok(o) => {
-                if !args.show || seeds.len() > 1 {
-                    say(&format!(
-                        "seed {seed}: ok    {} | before {:.0} tx/s, resumed {:.0} tx/s, {} checks",
-                        swarm::describe(&case),
-                        o.before_tps,
-                        o.resumed_tps,
-                        o.invariants_checked
-                    ));
-                } else {
-                    say(&format!("seed {seed}: ok"));
-                }
-            }
+            Ok(o) => say(&format!(
+                "seed {seed}: ok    {} | before {:.0} tx/s, resumed {:.0} tx/s, {} checks",
+                swarm::describe(&case),
+                o.before_tps,
+                o.resumed_tps,
+                o.invariants_checked
+            )),
             Err(e) => {
                 failed += 1;
                 say(&format!(

@@ -105,7 +105,10 @@ Writes DIR/sweep.csv, DIR/points/<n>/ and plots; sweep.csv does not depend on --
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// List the built-in scenarios, one line each.
+    /// List the built-in scenarios and the registered protocols, one line each.
+    #[command(
+        after_help = "Example:\n  ledgersim scenarios\n  ledgersim scenario show default > my.toml"
+    )]
     Scenarios,
     /// Work with built-in scenarios.
     Scenario {
@@ -113,6 +116,9 @@ Writes DIR/sweep.csv, DIR/points/<n>/ and plots; sweep.csv does not depend on --
         action: ScenarioAction,
     },
     /// (Re)draw the plots and report.html of a run, compare or sweep directory.
+    #[command(
+        after_help = "Example:\n  ledgersim plot out/default-1\n  ledgersim plot results/sweeps/load/points/3   # a sweep point's plots (pruned in results/)"
+    )]
     Plot {
         /// The results directory.
         dir: PathBuf,
@@ -150,7 +156,7 @@ broke an invariant or recovered later than its bound, or a swarm seed failed (th
     /// Swarm test: each seed draws a protocol, committee, load and random fault schedule
     /// within the protocol's tolerance; checks invariants and that commits resume.
     #[command(
-        after_help = "Examples:\n  ledgersim swarm --seeds 500 --jobs 2\n  ledgersim swarm --seed 17 --show      # replay one seed, print its scenario as TOML\n\nExit status 1 if a seed fails; each failure prints its seed and the command that replays it."
+        after_help = "Examples:\n  ledgersim swarm --seeds 500 --jobs 2\n  ledgersim swarm --seed 17              # replay one seed\n  ledgersim swarm --seed 17 --show > case.toml && ledgersim run case.toml --trace t.txt\n\nExit status 1 if a seed fails; each failure prints its seed and the command that replays it."
     )]
     Swarm {
         /// Number of seeds to run.
@@ -162,7 +168,7 @@ broke an invariant or recovered later than its bound, or a swarm seed failed (th
         /// Run exactly this seed (same as --start N --seeds 1).
         #[arg(long, conflicts_with_all = ["seeds", "start"])]
         seed: Option<u64>,
-        /// Print each drawn scenario as TOML (accepted by `ledgersim run`).
+        /// Print each drawn scenario as TOML (accepted by `ledgersim run`) instead of running it.
         #[arg(long)]
         show: bool,
         /// Parallel runs (default: number of CPUs).
@@ -171,6 +177,9 @@ broke an invariant or recovered later than its bound, or a swarm seed failed (th
     },
     /// Run the ledger-core demo: a few hospitals, an insurer and patients over several
     /// shards; exports the block log to DIR/ledger/ and verifies it.
+    #[command(
+        after_help = "Example:\n  ledgersim demo --out out/demo && ledgersim verify out/demo/ledger"
+    )]
     Demo {
         /// Output directory (a temporary directory when omitted).
         #[arg(long)]
@@ -181,6 +190,9 @@ broke an invariant or recovered later than its bound, or a swarm seed failed (th
 #[derive(Subcommand, Debug)]
 enum ScenarioAction {
     /// Print a built-in scenario as TOML, to start a new scenario file from.
+    #[command(
+        after_help = "Example:\n  ledgersim scenario show hospital > my.toml && ledgersim run my.toml\n\nEvery field is described in docs/scenario.md."
+    )]
     Show {
         /// Name of the built-in scenario.
         name: String,

@@ -1320,7 +1320,7 @@ pub fn plot_sweep(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PlotError> {
                 y_desc: "latency (ms)".into(),
                 series: Vec::new(),
                 identity: false,
-                log_when_wide: false,
+                log_when_wide: true,
             };
             for (i, (g, rows)) in groups.iter().enumerate() {
                 left.series.push(Series {

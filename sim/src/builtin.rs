@@ -45,6 +45,31 @@ pub const BUILTINS: &[(&str, &str, &str)] = &[
         "64 shards x 16 PBFT nodes = 1,024 nodes, 10% cross-shard, 30,000 tx/s",
         include_str!("../../scenarios/shards-64.toml"),
     ),
+    (
+        "bitcoin",
+        "proof-of-work validation: Bitcoin 2015-16 (6,000 nodes, 535 KB blocks every 10 min, full-block relay), one week",
+        include_str!("../../scenarios/bitcoin.toml"),
+    ),
+    (
+        "ethereum",
+        "proof-of-work validation: Ethereum 2016 (4,000 nodes, 1.5 KB blocks every 14 s, block push), four hours",
+        include_str!("../../scenarios/ethereum.toml"),
+    ),
+    (
+        "simblock-6000",
+        "SimBlock's default 2019 Bitcoin setup: 6,000 nodes, 100 blocks, compact relay; propagation per block",
+        include_str!("../../scenarios/simblock-6000.toml"),
+    ),
+    (
+        "pow-10k",
+        "10,000-node proof-of-work network, a day of chain time (144 blocks)",
+        include_str!("../../scenarios/pow-10k.toml"),
+    ),
+    (
+        "pos",
+        "proof-of-stake: 64 validators, Ouroboros-style slot leaders, Casper-FFG finality, 50 tx/s, 300 s",
+        include_str!("../../scenarios/pos.toml"),
+    ),
 ];
 
 /// Names and descriptions of the built-in scenarios.

@@ -13,9 +13,10 @@
 //! trailing [`RATE_WINDOW_S`] window (the rate at `t` is what committed in
 //! `[t - 1 s, t)`; HotStuff, which commits in bursts once per leader rotation
 //! while a leader is down, uses a longer window, see [`liveness_bound`]). The *baseline* is the mean committed rate from the end of the
-//! warm-up to the first fault. The *reference* time is the end of the last fault
-//! or, if any fault is permanent (a crash without `recover_s`, a partition without
-//! `until_s`, ...), the start of the first fault. The run has *recovered* at the
+//! warm-up to the first fault. The *reference* time is the last time a fault
+//! changes state: the latest end of a windowed fault or start of a permanent one
+//! (a crash without `recover_s`, a partition without `until_s`, ...). The run has
+//! *recovered* at the
 //! earliest time `t >= reference` from which every trailing window up to the end
 //! of the run commits at least [`RECOVERY_FRACTION`] of the baseline; the recovery
 //! time is `t - reference` (0 when the rate never dropped below the threshold after
@@ -131,6 +132,9 @@ pub struct FaultWindow {
     pub start_s: f64,
     /// End of the last fault, s; `None` if any fault is permanent.
     pub end_s: Option<f64>,
+    /// The last time a fault changes state: the latest end of a windowed fault or
+    /// start of a permanent one, s. Recovery is measured from here.
+    pub reference_s: f64,
 }
 
 /// The window of `s`'s faults (`None` without faults).
@@ -138,10 +142,12 @@ pub fn fault_window(s: &Scenario) -> Option<FaultWindow> {
     let mut w: Option<FaultWindow> = None;
     for f in &s.faults {
         let (a, b) = f.window_s();
+        let r = b.unwrap_or(a);
         w = Some(match w {
             None => FaultWindow {
                 start_s: a,
                 end_s: b,
+                reference_s: r,
             },
             Some(w) => FaultWindow {
                 start_s: w.start_s.min(a),
@@ -149,6 +155,7 @@ pub fn fault_window(s: &Scenario) -> Option<FaultWindow> {
                     (Some(x), Some(y)) => Some(x.max(y)),
                     _ => None,
                 },
+                reference_s: w.reference_s.max(r),
             },
         });
     }
@@ -160,15 +167,16 @@ pub fn fault_window(s: &Scenario) -> Option<FaultWindow> {
 pub struct Analysis {
     /// Mean committed tx/s from the end of the warm-up to the first fault.
     pub before_tps: f64,
-    /// Mean committed tx/s during the faults (for a permanent fault: from its start
-    /// for the length of the liveness bound).
+    /// Mean committed tx/s during the faults: from the first fault to the
+    /// reference time (if that is the first fault's start, for the length of the
+    /// liveness bound).
     pub during_tps: f64,
     /// Mean committed tx/s after the faults (for a permanent fault: after the
     /// `during` span); `None` if nothing is left of the run.
     pub after_tps: Option<f64>,
     /// The fault window.
     pub window: FaultWindow,
-    /// Recovery is measured from here, s: the faults' end, or their start if permanent.
+    /// Recovery is measured from here, s: see [`FaultWindow::reference_s`].
     pub reference_s: f64,
     /// Seconds from the reference until the rate is back for good; `None`: never.
     pub recovery_s: Option<f64>,
@@ -217,9 +225,11 @@ pub fn analyze(r: &RunResult) -> Result<Analysis, String> {
     let before_tps = mean_rate(&counts, bucket_s, s.warmup_s, window.start_s)
         .filter(|x| *x > 0.0)
         .ok_or("nothing committed between the warm-up and the first fault")?;
-    let (reference_s, during_end) = match window.end_s {
-        Some(e) => (e, e),
-        None => (window.start_s, window.start_s + bound.bound_s),
+    let reference_s = window.reference_s;
+    let during_end = if reference_s > window.start_s {
+        reference_s
+    } else {
+        window.start_s + bound.bound_s
     };
     let during_end = during_end.min(run_end);
     let during_tps = mean_rate(&counts, bucket_s, window.start_s, during_end).unwrap_or(0.0);

@@ -4,6 +4,7 @@
 //! - [`net`]: regions, latency matrix, jitter, bandwidth queues, loss, partitions.
 //! - [`node`]: CPU cost model and cores.
 //! - [`faults`]: faults on a schedule.
+//! - [`idset`]: a paged bitmap set of operation ids (replicas' dedup sets).
 //! - [`protocol`]: the sans-IO [`protocol::Replica`] / [`protocol::Protocol`] interface.
 //! - [`protocols`]: the registry of consensus protocols.
 //! - [`scenario`]: TOML scenarios, overrides, validation.

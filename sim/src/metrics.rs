@@ -2,8 +2,9 @@
 
 use hdrhistogram::Histogram;
 
-/// Highest latency recorded, µs (one hour); longer latencies are clamped.
-pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+/// Highest latency recorded, µs (one day: proof-of-work k-confirmation finality
+/// takes about an hour with a long tail); longer latencies are clamped.
+pub const MAX_LATENCY_US: u64 = 86_400_000_000;
 
 /// One time-series bucket.
 #[derive(Clone, Debug, Default)]

@@ -181,6 +181,12 @@ pub struct NetworkConfig {
     pub download_mbps: f64,
     /// Default loss probability per message.
     pub loss: f64,
+    /// Upload bandwidth per region, Mbps, in the order of `regions` (empty: every
+    /// node uses `upload_mbps`). `[[network.nodes]]` still overrides single nodes.
+    pub region_upload_mbps: Vec<f64>,
+    /// Download bandwidth per region, Mbps, in the order of `regions` (empty: every
+    /// node uses `download_mbps`).
+    pub region_download_mbps: Vec<f64>,
     /// Per-node overrides.
     pub nodes: Vec<NodeNetOverride>,
     /// Per-link overrides.
@@ -200,6 +206,8 @@ impl Default for NetworkConfig {
             upload_mbps: DEFAULT_BANDWIDTH_MBPS,
             download_mbps: DEFAULT_BANDWIDTH_MBPS,
             loss: 0.0,
+            region_upload_mbps: Vec::new(),
+            region_download_mbps: Vec::new(),
             nodes: Vec::new(),
             links: Vec::new(),
         }
@@ -313,6 +321,35 @@ impl Topology {
             .collect();
         let mut up_ns_per_byte = vec![ns_per_byte(up); n_nodes];
         let mut down_ns_per_byte = vec![ns_per_byte(down); n_nodes];
+        for (list, field, out) in [
+            (
+                &cfg.region_upload_mbps,
+                "network.region_upload_mbps",
+                &mut up_ns_per_byte,
+            ),
+            (
+                &cfg.region_download_mbps,
+                "network.region_download_mbps",
+                &mut down_ns_per_byte,
+            ),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            if list.len() != r {
+                return Err(format!(
+                    "{field}: need one bandwidth per region ({r}, the length of network.regions), got {}",
+                    list.len()
+                ));
+            }
+            let per: Vec<f64> = list
+                .iter()
+                .map(|&x| check_bw(x, field).map(ns_per_byte))
+                .collect::<Result<_, _>>()?;
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = per[node_region[i] as usize];
+            }
+        }
         for o in &cfg.nodes {
             let i = o.node as usize;
             if i >= n_nodes {
@@ -591,6 +628,23 @@ impl Network {
         }
         let delay = latency + self.jitter.sample_ns(&mut self.jitter_rng);
         Ok((start + delay, on_wire + delay))
+    }
+
+    /// Like [`Network::receive`] for a message that skips the downlink queue
+    /// ([`crate::protocol::Message::skips_downlink_queue`]): fully received at
+    /// `max(t + downlink serialisation, last_byte_ns)`; the downlink stays as it was.
+    #[inline]
+    pub fn receive_unqueued(
+        &mut self,
+        b: NodeId,
+        t: TimeNs,
+        last_byte_ns: TimeNs,
+        bytes: u64,
+    ) -> TimeNs {
+        let bi = b as usize;
+        self.stats.recv_msgs[bi] += 1;
+        self.stats.recv_bytes[bi] += bytes;
+        (t + self.topo.downlink_ns(b, bytes)).max(last_byte_ns)
     }
 
     /// The first byte of a message of `bytes` reached `b`'s interface at `t` and

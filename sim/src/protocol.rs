@@ -53,6 +53,14 @@ pub trait Message: Clone {
     /// A short static name of the message type (`"prepare"`, `"block"`, …) used
     /// for per-type message and byte counts.
     fn kind(&self) -> &'static str;
+    /// Whether this message skips the receiver's downlink queue: it is delivered
+    /// when its last byte arrives plus its own downlink serialisation, without
+    /// waiting behind (or delaying) other messages on that downlink. Meant for
+    /// tiny control messages (an `inv` of 61 bytes takes microseconds) on large
+    /// networks, where it saves one kernel event per delivery. Default: no.
+    fn skips_downlink_queue(&self) -> bool {
+        false
+    }
 }
 
 /// Handle of a pending timer, for [`Ctx::cancel_timer`].
@@ -175,6 +183,14 @@ pub trait Protocol: Sized {
     /// Create the replica of node `me` in `shard`, whose committee is `committee`
     /// (sorted node ids, including `me`).
     fn replica(&self, shard: u32, me: NodeId, committee: &[NodeId]) -> Self::Replica;
+
+    /// Protocol-specific figures of the finished run (for example block
+    /// propagation times and total hashes of proof-of-work), written to
+    /// `summary.json` under the key `chain`. Called once after the run; the
+    /// default (BFT protocols) has none.
+    fn extras(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A message queued by a handler, leaving at `depart_ns`.

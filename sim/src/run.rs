@@ -112,6 +112,8 @@ pub struct RunResult {
     /// The executed ledger with its block logs (only with `metrics.keep_ledger_log`);
     /// export it with `ledger_core::log::export(&ledger, &dir.join("ledger"))`.
     pub ledger: Option<ledger_core::Ledger>,
+    /// Protocol-specific figures ([`Protocol::extras`]): `summary.json` key `chain`.
+    pub extras: Option<Value>,
     metrics: Metrics,
 }
 
@@ -142,6 +144,7 @@ pub fn run_protocol<P: Protocol>(
     let protocol = P::from_scenario(scenario)?;
     let sim = Simulation::new(scenario, &protocol, opts)?;
     let out = sim.run()?;
+    let extras = protocol.extras();
     let wall_time_s = wall_clock_s() - wall_start;
     let m = out.metrics;
     let mut by_type: BTreeMap<String, KindStats> = BTreeMap::new();
@@ -166,6 +169,7 @@ pub fn run_protocol<P: Protocol>(
         recv_bytes_per_node: out.net.recv_bytes,
         transactions: out.tx_records,
         ledger: out.ledger,
+        extras,
         metrics: m,
     })
 }
@@ -307,6 +311,7 @@ impl RunResult {
             "inbox_overflows": m.inbox_overflows,
             "trace_digest": self.trace_digest,
             "invariants": {"checked": m.invariants_checked, "violations": 0},
+            "chain": self.extras.clone().unwrap_or(Value::Null),
         })
     }
 

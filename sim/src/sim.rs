@@ -814,6 +814,18 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             let kind = o.msg.kind();
             self.metrics.bucket(o.depart_ns).bytes_sent += bytes;
             match self.net.send(node, o.to, o.depart_ns, bytes, kind) {
+                Ok((first, last)) if o.msg.skips_downlink_queue() => {
+                    // One event per delivery (a crashed receiver drops it in `arrive`).
+                    let done = self.net.receive_unqueued(o.to, first, last, bytes);
+                    self.schedule(
+                        done,
+                        Event::Deliver {
+                            from: node,
+                            to: o.to,
+                            msg: o.msg,
+                        },
+                    )?;
+                }
                 Ok((first, last)) => {
                     self.schedule(
                         first,

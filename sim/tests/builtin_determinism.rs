@@ -36,8 +36,11 @@ fn every_builtin_runs_twice_to_the_same_digest() {
             a.trace_digest,
             a.wall_time_s
         );
+        // Longest-chain protocols (pow, pos) finalise after minutes of blocks, so
+        // a 3 s run commits nothing; their determinism is still checked below.
+        let chain = matches!(s.consensus.as_str(), "pow" | "pos");
         assert!(
-            a.committed_tx() > 0,
+            chain || a.committed_tx() > 0,
             "{name}: nothing committed in {} s",
             s.duration_s
         );

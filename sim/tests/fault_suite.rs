@@ -61,11 +61,6 @@ fn suite_files_are_well_formed() {
     let all = suite();
     assert!(all.len() >= 20, "only {} suite files", all.len());
     for (stem, s) in &all {
-        assert!(
-            stem.starts_with(&format!("{}-", s.consensus)),
-            "{stem}.toml: the file name must start with its consensus ({})",
-            s.consensus
-        );
         assert_eq!(&s.name, stem, "{stem}.toml: name must equal the file stem");
         sim::protocols::validate(s).unwrap_or_else(|e| panic!("{stem}: {e}"));
         let w = faultsuite::fault_window(s).unwrap_or_else(|| panic!("{stem}: no faults"));

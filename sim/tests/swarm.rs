@@ -80,34 +80,34 @@ fn draws_are_deterministic_and_within_tolerance() {
         sim::protocols::validate(s).unwrap_or_else(|e| panic!("seed {seed}: invalid draw: {e}"));
         let tol = swarm::tolerance(&s.consensus).expect("a swarm protocol");
         let nps = s.nodes_per_shard;
-        for shard in 0..s.shards {
-            let mut faulty = std::collections::BTreeSet::new();
-            for f in &s.faults {
-                let per_node = matches!(
-                    f,
-                    sim::faults::FaultSpec::Crash { .. }
-                        | sim::faults::FaultSpec::Byzantine { .. }
-                        | sim::faults::FaultSpec::Partition { region: None, .. }
-                );
-                if per_node {
-                    faulty.extend(f.named_nodes().into_iter().filter(|n| n / nps == shard));
-                }
-                if let (_, Some(end)) = f.window_s() {
-                    assert!(end <= swarm::FAULTS_UNTIL_S, "seed {seed}: {f:?} ends late");
-                }
-                if matches!(f, sim::faults::FaultSpec::Partition { .. }) {
-                    assert!(
-                        f.window_s().1.is_some(),
-                        "seed {seed}: a partition must heal"
-                    );
-                }
+        for f in &s.faults {
+            if let (_, Some(end)) = f.window_s() {
+                assert!(end <= swarm::FAULTS_UNTIL_S, "seed {seed}: {f:?} ends late");
             }
+            match f {
+                sim::faults::FaultSpec::Crash { node, .. } => {
+                    assert!(
+                        a.faulty.contains(node),
+                        "seed {seed}: crash outside the faulty set"
+                    )
+                }
+                sim::faults::FaultSpec::Byzantine { nodes, .. } => assert!(
+                    nodes.iter().all(|n| a.faulty.contains(n)),
+                    "seed {seed}: Byzantine node outside the faulty set"
+                ),
+                sim::faults::FaultSpec::Partition { until_s, .. } => {
+                    assert!(until_s.is_some(), "seed {seed}: a partition must heal")
+                }
+                _ => assert!(f.window_s().1.is_some(), "seed {seed}: {f:?} must end"),
+            }
+        }
+        for shard in 0..s.shards {
+            let k = a.faulty.iter().filter(|&&n| n / nps == shard).count();
             assert!(
-                faulty.len() <= (tol.faulty)(nps as usize),
-                "seed {seed}: {} faulty nodes in shard {shard} of {nps}",
-                faulty.len()
+                k <= (tol.faulty)(nps as usize),
+                "seed {seed}: {k} faulty nodes in shard {shard} of {nps}"
             );
         }
-        assert!(a.resume_from_s + swarm::RESUME_WINDOW_S <= s.duration_s);
+        assert!(a.resume_from_s + swarm::RESUME_WINDOW_S + swarm::RESUME_SLIDE_S <= s.duration_s);
     }
 }

@@ -16,8 +16,11 @@ use crate::protocol::Protocol;
 use crate::run::{RunOptions, RunResult};
 use crate::scenario::{Scenario, ScenarioError};
 
+pub mod chain;
 pub mod hotstuff;
 pub mod pbft;
+pub mod pos;
+pub mod pow;
 pub mod raft;
 pub mod sequencer;
 
@@ -61,6 +64,12 @@ pub const REGISTRY: &[ProtocolEntry] = &[
     ),
     entry::<raft::Raft>(
         "Raft: leader election and log replication; crash faults only (no Byzantine nodes)",
+    ),
+    entry::<pow::Pow>(
+        "proof-of-work (Nakamoto): hash-power race, most-work chain, inv/compact relay over a peer graph, k confirmations",
+    ),
+    entry::<pos::Pos>(
+        "proof-of-stake: stake-weighted slot leaders (Ouroboros-style), longest chain, Casper-FFG 2/3-stake finality",
     ),
 ];
 

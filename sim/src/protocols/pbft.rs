@@ -367,6 +367,9 @@ pub enum PbftTimer {
     Request,
     /// View change to this view did not complete in time.
     ViewChange(u64),
+    /// Still changing to this view: send this replica's VIEW-CHANGE again (it
+    /// may have been lost, e.g. to a partition that has healed since).
+    ViewChangeResend(u64),
     /// Check whether this replica is behind and ask for state.
     CatchUp,
     /// A peer suspects the primary: check whether the primary has been silent
@@ -1232,6 +1235,10 @@ impl PbftReplica {
             self.vc_timeout_ns * backoff,
             PbftTimer::ViewChange(new_view),
         ));
+        ctx.set_timer(
+            self.request_timeout_ns,
+            PbftTimer::ViewChangeResend(new_view),
+        );
         self.maybe_send_new_view(ctx, new_view);
     }
 
@@ -1868,6 +1875,23 @@ impl Replica for PbftReplica {
                     }
                 } else {
                     self.req_timer = Some(ctx.set_timer(due - ctx.now(), PbftTimer::Request));
+                }
+            }
+            PbftTimer::ViewChangeResend(v) => {
+                // Channels are not reliable (loss, partitions): while the view
+                // change to v is pending, re-send our VIEW-CHANGE every request
+                // timeout, so that a partition healing mid-way does not leave the
+                // others waiting for a message that was dropped until our
+                // (exponentially backed-off) view-change timer moves us on.
+                if self.vc_target == Some(v) && !Self::silent(ctx) {
+                    let mine = self
+                        .vcs
+                        .get(&v)
+                        .and_then(|l| l.iter().find(|x| x.from == self.me).cloned());
+                    if let Some(vc) = mine {
+                        ctx.broadcast(PbftMsg::ViewChange(vc));
+                        ctx.set_timer(self.request_timeout_ns, PbftTimer::ViewChangeResend(v));
+                    }
                 }
             }
             PbftTimer::ViewChange(v) => {

@@ -1280,7 +1280,17 @@ impl RaftReplica {
 
     fn on_request_vote(&mut self, ctx: &mut C<'_>, from: NodeId, term: u64, lli: u64, llt: u64) {
         if term > self.current_term {
+            // Adopt the term but keep the election countdown running: only a
+            // granted vote restarts it (below; Raft section 5.2). Restarting it on
+            // every higher-term request let a candidate with a stale log, which
+            // can never win, hold every up-to-date replica back from campaigning
+            // for ever (found by the swarm test after a healed partition).
+            let deadline = self.election_deadline_ns;
+            let was_leader = self.role == Role::Leader;
             self.become_follower(ctx, term);
+            if !was_leader {
+                self.election_deadline_ns = deadline;
+            }
             self.leader_id = None;
         }
         let up_to_date =
