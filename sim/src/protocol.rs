@@ -180,6 +180,13 @@ pub trait Protocol: Sized {
     /// mark more Byzantine nodes in one shard than this.
     fn max_faulty(&self, committee_size: usize) -> usize;
 
+    /// Called once by the simulator before any replica is created, with the run's
+    /// resolved topology (node regions as the run places them) and the committee
+    /// of each shard, for protocols whose parameters depend on where their replicas
+    /// sit (Raft scales its timeouts with the committee's worst round trip). The
+    /// default does nothing.
+    fn prepare(&mut self, _topology: &crate::net::Topology, _committees: &[Vec<NodeId>]) {}
+
     /// Create the replica of node `me` in `shard`, whose committee is `committee`
     /// (sorted node ids, including `me`).
     fn replica(&self, shard: u32, me: NodeId, committee: &[NodeId]) -> Self::Replica;

@@ -141,8 +141,8 @@ pub fn run_protocol<P: Protocol>(
     opts: &RunOptions,
 ) -> Result<RunResult, SimError> {
     let wall_start = wall_clock_s();
-    let protocol = P::from_scenario(scenario)?;
-    let sim = Simulation::new(scenario, &protocol, opts)?;
+    let mut protocol = P::from_scenario(scenario)?;
+    let sim = Simulation::new(scenario, &mut protocol, opts)?;
     let out = sim.run()?;
     let extras = protocol.extras();
     let wall_time_s = wall_clock_s() - wall_start;

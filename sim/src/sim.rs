@@ -169,7 +169,11 @@ fn s_to_ns(s: f64) -> u64 {
 
 impl<'o, P: Protocol> Simulation<'o, P> {
     /// Build a simulation of `scenario` (already validated) with protocol `protocol`.
-    pub fn new(scenario: &Scenario, protocol: &P, opts: &'o RunOptions) -> Result<Self, SimError> {
+    pub fn new(
+        scenario: &Scenario,
+        protocol: &mut P,
+        opts: &'o RunOptions,
+    ) -> Result<Self, SimError> {
         let seed = scenario.seed;
         let shards = scenario.shards;
         let nps = scenario.nodes_per_shard;
@@ -213,8 +217,9 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 message: m,
             })
         })?;
-        let net = Network::new(topo, &scenario.network, seed);
         let committees = assigned.members;
+        protocol.prepare(&topo, &committees);
+        let net = Network::new(topo, &scenario.network, seed);
         let mut replicas = Vec::with_capacity(n);
         let mut nodes = Vec::with_capacity(n);
         for me in 0..n as NodeId {

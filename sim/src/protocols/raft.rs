@@ -377,7 +377,48 @@ pub struct Raft {
     params: RaftParams,
     block_max_tx: usize,
     block_max_bytes: u64,
+    batch_timeout_ms: f64,
     timing: Vec<Timing>,
+}
+
+/// Per committee, the timeouts scaled by the committee's worst round trip between
+/// two of its members' regions (`rtt / rtt_reference_ms`, at least 1).
+fn committee_timing(
+    p: &RaftParams,
+    batch_timeout_ms: f64,
+    topo: &Topology,
+    committees: &[Vec<NodeId>],
+) -> Vec<Timing> {
+    committees
+        .iter()
+        .map(|committee| {
+            // One representative node per region of the committee, then the worst pair.
+            let mut reps: BTreeMap<u16, NodeId> = BTreeMap::new();
+            for &node in committee {
+                reps.entry(topo.node_region[node as usize]).or_insert(node);
+            }
+            let mut max_rtt_ns = 0u64;
+            for &a in reps.values() {
+                for &b in reps.values() {
+                    max_rtt_ns = max_rtt_ns.max(topo.latency_ns(a, b) + topo.latency_ns(b, a));
+                }
+            }
+            let rtt_ms = max_rtt_ns as f64 / NS_PER_MS as f64;
+            let scale = if p.rtt_reference_ms > 0.0 {
+                (rtt_ms / p.rtt_reference_ms).max(1.0)
+            } else {
+                1.0
+            };
+            Timing {
+                election_min_ns: ms_to_ns(p.election_timeout_min_ms * scale),
+                election_max_ns: ms_to_ns(p.election_timeout_max_ms * scale),
+                heartbeat_ns: ms_to_ns(p.heartbeat_ms * scale).max(1),
+                retransmit_ns: ms_to_ns(p.retransmit_ms * scale).max(1),
+                forward_ns: ms_to_ns(p.forward_batch_ms),
+                batch_ns: ms_to_ns(batch_timeout_ms),
+            }
+        })
+        .collect()
 }
 
 fn ms_to_ns(ms: f64) -> u64 {
@@ -481,41 +522,22 @@ impl Protocol for Raft {
                 ));
             }
         }
+        // Until the simulator calls `prepare` with the run's real placement (node
+        // regions by operating organisation, committees as assigned), estimate with
+        // the placement the network config alone gives and sequential committees; the
+        // fault suite's liveness bound uses this estimate.
         let topo = Topology::new(&s.network, s.total_nodes() as usize, &[])
             .map_err(|m| bad("network", m))?;
         let nps = s.nodes_per_shard;
-        let mut timing = Vec::with_capacity(s.shards as usize);
-        for shard in 0..s.shards {
-            // One representative node per region of the committee, then the worst pair.
-            let mut reps: BTreeMap<u16, NodeId> = BTreeMap::new();
-            for node in shard * nps..(shard + 1) * nps {
-                reps.entry(topo.node_region[node as usize]).or_insert(node);
-            }
-            let mut max_rtt_ns = 0u64;
-            for &a in reps.values() {
-                for &b in reps.values() {
-                    max_rtt_ns = max_rtt_ns.max(topo.latency_ns(a, b) + topo.latency_ns(b, a));
-                }
-            }
-            let rtt_ms = max_rtt_ns as f64 / NS_PER_MS as f64;
-            let scale = if p.rtt_reference_ms > 0.0 {
-                (rtt_ms / p.rtt_reference_ms).max(1.0)
-            } else {
-                1.0
-            };
-            timing.push(Timing {
-                election_min_ns: ms_to_ns(p.election_timeout_min_ms * scale),
-                election_max_ns: ms_to_ns(p.election_timeout_max_ms * scale),
-                heartbeat_ns: ms_to_ns(p.heartbeat_ms * scale).max(1),
-                retransmit_ns: ms_to_ns(p.retransmit_ms * scale).max(1),
-                forward_ns: ms_to_ns(p.forward_batch_ms),
-                batch_ns: ms_to_ns(s.batch_timeout_ms),
-            });
-        }
+        let committees: Vec<Vec<NodeId>> = (0..s.shards)
+            .map(|shard| (shard * nps..(shard + 1) * nps).collect())
+            .collect();
+        let timing = committee_timing(&p, s.batch_timeout_ms, &topo, &committees);
         Ok(Raft {
             params: p,
             block_max_tx: s.block_max_tx as usize,
             block_max_bytes: s.block_max_bytes,
+            batch_timeout_ms: s.batch_timeout_ms,
             timing,
         })
     }
@@ -523,6 +545,10 @@ impl Protocol for Raft {
     fn max_faulty(&self, _committee_size: usize) -> usize {
         // Crash faults only: no Byzantine node is tolerated.
         0
+    }
+
+    fn prepare(&mut self, topology: &Topology, committees: &[Vec<NodeId>]) {
+        self.timing = committee_timing(&self.params, self.batch_timeout_ms, topology, committees);
     }
 
     fn replica(&self, shard: u32, me: NodeId, committee: &[NodeId]) -> RaftReplica {
