@@ -3,7 +3,8 @@
 
 use ledger_core::types::OrgKind;
 use ledger_core::{
-    AccountLocking, AppliedBlock, Genesis, GenesisBuilder, HistoricRecords, Ledger, LedgerConfig, ShardOp, XId,
+    AccountLocking, AppliedBlock, Genesis, GenesisBuilder, HistoricRecords, Ledger, LedgerConfig,
+    ShardOp, XId,
 };
 use workloads::Consortium;
 

@@ -187,11 +187,17 @@ fn hospital_runs_with_the_diurnal_shape_and_rejects_unconsented_reads() {
     // unconsented fraction alone, so no read of a historic record was UnknownRecord.
     // Cold records: a read drawn for a patient without a record becomes a write, so with
     // 100,000 patients the realised read:write ratio is far below the configured one.
-    let cold = shipped("hospital", &[("workload.hospital.warm_start_records", "false")]);
+    let cold = shipped(
+        "hospital",
+        &[("workload.hospital.warm_start_records", "false")],
+    );
     let c = go(&cold);
     let cold_rw = counts(&c, WorkloadKind::HospitalRead).0 as f64
         / counts(&c, WorkloadKind::HospitalWrite).0 as f64;
-    assert!(cold_rw < want / 2.0, "cold records: read:write {cold_rw:.2}");
+    assert!(
+        cold_rw < want / 2.0,
+        "cold records: read:write {cold_rw:.2}"
+    );
     // Consents start warm (`warm_start`): grants and revocations at their steady-state
     // rate (revocations 0.1%, each preceded by recording the pre-run consent), not one
     // grant per patient.

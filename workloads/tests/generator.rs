@@ -537,7 +537,10 @@ fn records_warm_start_reads_existing_records_at_the_configured_ratio_from_the_st
         for r in take(&mut g, 20_000) {
             match r.tx {
                 Tx::RecordWrite { record, .. } => {
-                    assert!(HistoricRecords::split(record).is_none(), "writes use fresh ids");
+                    assert!(
+                        HistoricRecords::split(record).is_none(),
+                        "writes use fresh ids"
+                    );
                     written.insert(record);
                     writes += 1;
                 }
@@ -567,9 +570,15 @@ fn records_warm_start_reads_existing_records_at_the_configured_ratio_from_the_st
         "{writes} writes of {n}, expected {:.0} ± {sd:.0}",
         n / 9.0
     );
-    assert!(historic_reads as f64 > 0.95 * reads as f64, "{historic_reads} of {reads}");
+    assert!(
+        historic_reads as f64 > 0.95 * reads as f64,
+        "{historic_reads} of {reads}"
+    );
     // Cold: most reads are drawn for patients without a record and become writes.
     let (reads, writes, historic_reads) = run(false);
     assert_eq!(historic_reads, 0);
-    assert!((reads as f64) < 2.0 * writes as f64, "cold {reads}:{writes}");
+    assert!(
+        (reads as f64) < 2.0 * writes as f64,
+        "cold {reads}:{writes}"
+    );
 }
