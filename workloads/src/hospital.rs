@@ -197,7 +197,8 @@ impl Hospital {
             };
             return (tx, WorkloadKind::Consent);
         }
-        let has_records = self.state[p as usize].records > 0 || self.prior_records(p) > 0;
+        let prior = self.prior_records(p);
+        let has_records = prior > 0 || self.state[p as usize].records > 0;
         let mut write = self.rng.uniform() < self.write_prob;
         if !write && !has_records {
             // A read needs an existing record: write now, and owe a read to the next
@@ -217,7 +218,10 @@ impl Hospital {
                 WorkloadKind::HospitalWrite,
             )
         } else {
-            (self.read(p, now_ms, consortium), WorkloadKind::HospitalRead)
+            (
+                self.read_among(p, prior, now_ms, consortium),
+                WorkloadKind::HospitalRead,
+            )
         }
     }
 
@@ -269,9 +273,15 @@ impl Hospital {
     /// An audited read of one of patient `p`'s existing records.
     #[inline]
     pub(crate) fn read(&mut self, p: u32, now_ms: u64, consortium: &Consortium) -> Tx {
+        let prior = self.prior_records(p);
+        self.read_among(p, prior, now_ms, consortium)
+    }
+
+    /// [`Hospital::read`] given patient `p`'s historic record count `prior`.
+    #[inline]
+    fn read_among(&mut self, p: u32, prior: u32, now_ms: u64, consortium: &Consortium) -> Tx {
         let patient = PatientId(p as u64);
         let home = consortium.home_hospital(patient);
-        let prior = self.prior_records(p);
         let written = self.state[p as usize].records.min(MAX_RECORDS_PER_PATIENT);
         // Uniform over the historic records and those written in the run (record 0 when
         // there are none: a trace row may read a patient without records).
