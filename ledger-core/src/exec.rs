@@ -347,7 +347,25 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
             if !is_provider(cx.org(author)?) {
                 return Err(E::WrongOrgKind);
             }
-            let entry = match cx.get(Key::Record(record))? {
+            let existing = match cx.get(Key::Record(record))? {
+                Some(Value::Record(r)) => Some(r),
+                Some(_) => unreachable_value(),
+                // A historic record (no state entry yet): version 1, held by the home
+                // hospital since genesis.
+                None => match cx.g.historic_record(record) {
+                    Some((p, custodian)) => Some(RecordEntry {
+                        patient: p,
+                        custodian,
+                        resource,
+                        doc_hash: [0; 32],
+                        size_bytes: 0,
+                        version: 1,
+                    }),
+                    None if cx.g.is_historic_id(record) => return Err(E::UnknownRecord),
+                    None => None,
+                },
+            };
+            let entry = match existing {
                 None => RecordEntry {
                     patient,
                     custodian: author,
@@ -356,7 +374,7 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
                     size_bytes,
                     version: 1,
                 },
-                Some(Value::Record(r)) => {
+                Some(r) => {
                     if r.patient != patient {
                         return Err(E::PatientMismatch);
                     }
@@ -379,7 +397,6 @@ pub(crate) fn execute(tx: &Tx, cx: &mut Ctx<'_>) -> R<Receipt> {
                         ..r
                     }
                 }
-                Some(_) => unreachable_value(),
             };
             cx.set(Key::Record(record), Value::Record(entry))?;
             Ok(Receipt::Accepted)
@@ -762,14 +779,19 @@ fn access_decision(
     at_ms: u64,
 ) -> R<Receipt> {
     cx.org(accessor)?;
-    let rec = match cx.get(Key::Record(record))? {
-        Some(Value::Record(r)) => r,
-        _ => return Err(RejectReason::UnknownRecord),
+    // A record in state, or else a historic one (exists at genesis by rule, custodian
+    // the patient's home hospital: see `crate::genesis`).
+    let (rec_patient, custodian) = match cx.get(Key::Record(record))? {
+        Some(Value::Record(r)) => (r.patient, r.custodian),
+        _ => {
+            cx.g.historic_record(record)
+                .ok_or(RejectReason::UnknownRecord)?
+        }
     };
-    if rec.patient != patient {
+    if rec_patient != patient {
         return Err(RejectReason::PatientMismatch);
     }
-    if rec.custodian == accessor {
+    if custodian == accessor {
         return Ok(Receipt::Accepted);
     }
     match cx.consent_allows(patient, accessor, ConsentScope::READ_RECORDS, at_ms) {

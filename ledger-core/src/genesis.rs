@@ -4,6 +4,20 @@
 //! Registry data (org kinds, limits, coverage, prices) is replicated read-only on every
 //! shard; opening balances become `Account` keys on each organisation's home shard.
 //! [`Genesis::hash`] commits to all of it and is anchored in every shard's genesis header.
+//!
+//! # Historic records
+//!
+//! Real patients arrive with a history. With [`Genesis::historic_records`] set, every
+//! patient `p < patients` has [`HistoricRecords::count`]`(p)` records that predate the
+//! ledger. They are implicit: nothing is stored per patient, in genesis or in state. A
+//! historic record's id carries [`HISTORIC_RECORD_BIT`], the patient and an ordinal
+//! ([`HistoricRecords::record_id`]); it exists iff its patient is below `patients` and its
+//! ordinal below the patient's count. Its custodian is the patient's home hospital under
+//! the home rule [`round_robin_home`] (hospitals in id order, `p % hospitals`; with no
+//! hospital, the first organisation), which the workload generator's consortium uses too.
+//! Record ids without the bit are ordinary (created by a `RecordWrite`); with historic
+//! records enabled, a write may replace a historic record (custodian or consent, as for
+//! any record) but never create one in the historic id space.
 
 use std::sync::Arc;
 
@@ -11,13 +25,115 @@ use rustc_hash::FxHashMap;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Sink, MAX_GENESIS_ENTRIES};
 use crate::hashing::{keyed, GENESIS_KEY};
-use crate::types::{AmountCents, Hash32, OrgId, OrgKind, PatientId};
+use crate::types::{AmountCents, Hash32, OrgId, OrgKind, PatientId, RecordId};
 
 /// Default fraud rule: a claim billing more than this multiple of its service code's
 /// reference price is flagged.
 pub const DEFAULT_FRAUD_PRICE_MULTIPLE: u32 = 3;
 /// Default fraud rule: at most this many claims per (provider, patient, service day).
 pub const DEFAULT_MAX_DAILY_CLAIMS: u32 = 4;
+
+/// Marks a historic record id (see the module docs).
+pub const HISTORIC_RECORD_BIT: u64 = 1 << 63;
+/// Bits of a historic record id holding the ordinal (the patient is above them).
+pub const HISTORIC_ORDINAL_BITS: u32 = 24;
+/// Limit on historic records per patient (the ordinal field).
+pub const MAX_HISTORIC_RECORDS_PER_PATIENT: u32 = 1 << HISTORIC_ORDINAL_BITS;
+/// Limit on patients with historic records (the patient field below the bit).
+pub const MAX_HISTORIC_PATIENTS: u64 = 1 << (63 - HISTORIC_ORDINAL_BITS);
+/// Default fewest historic records of a patient: 1,000 FHIR resources, the low end of
+/// the 1,000 to 2,000 resources per patient over a record's life (Smile CDR and Health
+/// Samurai FHIR benchmarks, WORKLOADS.md).
+pub const DEFAULT_HISTORIC_MIN_PER_PATIENT: u32 = 1_000;
+/// Default most historic records of a patient: 2,000 (the high end, same source); the
+/// count is uniform between the two, mean 1,500.
+pub const DEFAULT_HISTORIC_MAX_PER_PATIENT: u32 = 2_000;
+
+/// Records that exist at genesis without a state entry (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoricRecords {
+    /// Patients `0..patients` have historic records.
+    pub patients: u64,
+    /// Fewest historic records a patient has.
+    pub min_per_patient: u32,
+    /// Most historic records a patient has (`min..=max`, uniform over patients by a hash).
+    pub max_per_patient: u32,
+}
+
+impl HistoricRecords {
+    /// Patients `0..patients` with the default count range (mean 1,500).
+    pub fn with_defaults(patients: u64) -> HistoricRecords {
+        HistoricRecords {
+            patients,
+            min_per_patient: DEFAULT_HISTORIC_MIN_PER_PATIENT,
+            max_per_patient: DEFAULT_HISTORIC_MAX_PER_PATIENT,
+        }
+    }
+
+    /// How many historic records `patient` has: `min + h(p) mod (max - min + 1)` with a
+    /// fixed 64-bit mix `h` (uniform in `min..=max`), 0 for patients out of range.
+    #[inline]
+    pub fn count(&self, patient: PatientId) -> u32 {
+        if patient.0 >= self.patients {
+            return 0;
+        }
+        let span = (self.max_per_patient - self.min_per_patient) as u64 + 1;
+        let h = mix64(patient.0 ^ 0x6869_7374_6f72_6963); // "historic"
+        self.min_per_patient + ((h as u128 * span as u128) >> 64) as u32
+    }
+
+    /// The id of `patient`'s historic record `n` (whether or not it exists).
+    #[inline]
+    pub fn record_id(patient: PatientId, n: u32) -> RecordId {
+        RecordId(
+            HISTORIC_RECORD_BIT
+                | ((patient.0 & (MAX_HISTORIC_PATIENTS - 1)) << HISTORIC_ORDINAL_BITS)
+                | (n & (MAX_HISTORIC_RECORDS_PER_PATIENT - 1)) as u64,
+        )
+    }
+
+    /// `(patient, ordinal)` of an id in the historic id space, `None` for other ids.
+    #[inline]
+    pub fn split(id: RecordId) -> Option<(PatientId, u32)> {
+        if id.0 & HISTORIC_RECORD_BIT == 0 {
+            return None;
+        }
+        let low = id.0 & !HISTORIC_RECORD_BIT;
+        Some((
+            PatientId(low >> HISTORIC_ORDINAL_BITS),
+            (low & (MAX_HISTORIC_RECORDS_PER_PATIENT as u64 - 1)) as u32,
+        ))
+    }
+
+    /// The patient of historic record `id` if it exists.
+    #[inline]
+    pub fn patient_of(&self, id: RecordId) -> Option<PatientId> {
+        let (p, n) = Self::split(id)?;
+        (n < self.count(p)).then_some(p)
+    }
+}
+
+/// The home rule shared by genesis and the workload generator: patient `p`'s home is
+/// `hospitals[p % hospitals.len()]` (hospitals in id order), or `fallback` (the first
+/// organisation) when there is no hospital.
+#[inline]
+pub fn round_robin_home(hospitals: &[OrgId], fallback: OrgId, patient: PatientId) -> OrgId {
+    if hospitals.is_empty() {
+        fallback
+    } else {
+        hospitals[(patient.0 % hospitals.len() as u64) as usize]
+    }
+}
+
+/// A fixed 64-bit finaliser (splitmix64's): part of the historic-records rule, never
+/// change it without changing the genesis encoding.
+#[inline]
+fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// One consortium member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +165,8 @@ pub struct Genesis {
     pub fraud_price_multiple: u32,
     /// Fraud rule: flag the claim that would exceed this many claims per (provider, patient, day).
     pub max_daily_claims: u32,
+    /// Records that predate the ledger (see the module docs); `None`: none.
+    pub historic_records: Option<HistoricRecords>,
 }
 
 /// An invalid genesis configuration.
@@ -77,6 +195,9 @@ pub enum GenesisError {
     /// Opening balances overflow `u64`.
     #[error("total opening balances overflow u64")]
     MoneyOverflow,
+    /// Historic records out of their limits, or without any organisation to hold them.
+    #[error("historic records need min_per_patient <= max_per_patient <= {MAX_HISTORIC_RECORDS_PER_PATIENT}, patients <= {MAX_HISTORIC_PATIENTS} and at least one organisation")]
+    InvalidHistoricRecords,
 }
 
 /// Builds a [`Genesis`] for tests and demos.
@@ -88,6 +209,7 @@ pub struct GenesisBuilder {
     implicit_coverage: bool,
     fraud_price_multiple: Option<u32>,
     max_daily_claims: Option<u32>,
+    historic_records: Option<HistoricRecords>,
 }
 
 impl GenesisBuilder {
@@ -141,6 +263,11 @@ impl GenesisBuilder {
         self.max_daily_claims = Some(max_daily_claims);
         self
     }
+    /// Sets the records that predate the ledger (see [`Genesis::historic_records`]).
+    pub fn historic_records(mut self, historic: Option<HistoricRecords>) -> Self {
+        self.historic_records = historic;
+        self
+    }
     /// Validates and builds.
     pub fn build(self) -> Result<Genesis, GenesisError> {
         let g = Genesis {
@@ -152,6 +279,7 @@ impl GenesisBuilder {
                 .fraud_price_multiple
                 .unwrap_or(DEFAULT_FRAUD_PRICE_MULTIPLE),
             max_daily_claims: self.max_daily_claims.unwrap_or(DEFAULT_MAX_DAILY_CLAIMS),
+            historic_records: self.historic_records,
         };
         g.normalized()
     }
@@ -192,6 +320,15 @@ impl Genesis {
                 .map(|i| self.orgs[i].kind == OrgKind::Insurer);
             if ok != Ok(true) {
                 return Err(GenesisError::PayerNotInsurer { patient, payer });
+            }
+        }
+        if let Some(h) = self.historic_records {
+            if h.min_per_patient > h.max_per_patient
+                || h.max_per_patient > MAX_HISTORIC_RECORDS_PER_PATIENT
+                || h.patients > MAX_HISTORIC_PATIENTS
+                || self.orgs.is_empty()
+            {
+                return Err(GenesisError::InvalidHistoricRecords);
             }
         }
         self.reference_prices.sort();
@@ -248,6 +385,15 @@ impl Encode for Genesis {
         }
         s.put(&self.fraud_price_multiple.to_le_bytes());
         s.put(&self.max_daily_claims.to_le_bytes());
+        match self.historic_records {
+            None => s.put(&[0]),
+            Some(h) => {
+                s.put(&[1]);
+                s.put(&h.patients.to_le_bytes());
+                s.put(&h.min_per_patient.to_le_bytes());
+                s.put(&h.max_per_patient.to_le_bytes());
+            }
+        }
     }
     fn encoded_len(&self) -> usize {
         4 + self.orgs.len() * 25
@@ -257,6 +403,12 @@ impl Encode for Genesis {
             + 4
             + self.reference_prices.len() * 12
             + 8
+            + 1
+            + if self.historic_records.is_some() {
+                16
+            } else {
+                0
+            }
     }
 }
 
@@ -314,13 +466,31 @@ impl Decode for Genesis {
         for _ in 0..n {
             reference_prices.push((r.u32()?, r.u64()?));
         }
+        let fraud_price_multiple = r.u32()?;
+        let max_daily_claims = r.u32()?;
+        let offset = r.offset();
+        let historic_records = match r.u8()? {
+            0 => None,
+            1 => Some(HistoricRecords {
+                patients: r.u64()?,
+                min_per_patient: r.u32()?,
+                max_per_patient: r.u32()?,
+            }),
+            _ => {
+                return Err(DecodeError::Invalid {
+                    what: "historic records flag",
+                    offset,
+                })
+            }
+        };
         let g = Genesis {
             orgs,
             coverage,
             implicit_coverage,
             reference_prices,
-            fraud_price_multiple: r.u32()?,
-            max_daily_claims: r.u32()?,
+            fraud_price_multiple,
+            max_daily_claims,
+            historic_records,
         };
         let offset = r.offset();
         let normal = g.clone().normalized().map_err(|_| DecodeError::Invalid {
@@ -348,6 +518,7 @@ pub struct GenesisIndex {
     coverage: FxHashMap<PatientId, OrgId>,
     prices: FxHashMap<u32, AmountCents>,
     insurers: Vec<OrgId>,
+    hospitals: Vec<OrgId>,
 }
 
 impl GenesisIndex {
@@ -360,6 +531,12 @@ impl GenesisIndex {
             .filter(|o| o.kind == OrgKind::Insurer)
             .map(|o| o.id)
             .collect();
+        let hospitals = genesis
+            .orgs
+            .iter()
+            .filter(|o| o.kind == OrgKind::Hospital)
+            .map(|o| o.id)
+            .collect();
         Arc::new(GenesisIndex {
             genesis: genesis.clone(),
             hash: genesis.hash(),
@@ -367,7 +544,27 @@ impl GenesisIndex {
             coverage: genesis.coverage.iter().copied().collect(),
             prices: genesis.reference_prices.iter().copied().collect(),
             insurers,
+            hospitals,
         })
+    }
+    /// Patient `p`'s home hospital by [`round_robin_home`] (`None` without organisations).
+    #[inline]
+    pub fn home_hospital(&self, patient: PatientId) -> Option<OrgId> {
+        let first = self.genesis.orgs.first()?.id;
+        Some(round_robin_home(&self.hospitals, first, patient))
+    }
+    /// `(patient, custodian)` of historic record `id` if it exists at genesis (see the
+    /// module docs); `None` for every other id.
+    #[inline]
+    pub fn historic_record(&self, id: RecordId) -> Option<(PatientId, OrgId)> {
+        let p = self.genesis.historic_records?.patient_of(id)?;
+        Some((p, self.home_hospital(p)?))
+    }
+    /// Whether `id` lies in the historic id space of this genesis (which writes may not
+    /// create records in).
+    #[inline]
+    pub fn is_historic_id(&self, id: RecordId) -> bool {
+        self.genesis.historic_records.is_some() && id.0 & HISTORIC_RECORD_BIT != 0
     }
     /// A member's registry entry.
     #[inline]

@@ -25,7 +25,7 @@ pub mod xshard;
 pub use block::{Block, BlockHeader};
 pub use codec::{Decode, DecodeError, Encode, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
 pub use exec::{Receipt, RejectReason};
-pub use genesis::{Genesis, GenesisBuilder, OrgInfo};
+pub use genesis::{Genesis, GenesisBuilder, HistoricRecords, OrgInfo};
 pub use routing::{shards_of, ShardSet};
 pub use shard::{AccountLocking, AppliedBlock, Ledger, LedgerConfig, ShardLedger};
 pub use xshard::{Coordinator, ShardOp, TxOutcome, Vote, XId};

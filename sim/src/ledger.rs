@@ -3,7 +3,8 @@
 
 use ledger_core::types::OrgKind;
 use ledger_core::{
-    AccountLocking, AppliedBlock, Genesis, GenesisBuilder, Ledger, LedgerConfig, ShardOp, XId,
+    AccountLocking, AppliedBlock, Genesis, GenesisBuilder, HistoricRecords, Ledger, LedgerConfig,
+    ShardOp, XId,
 };
 use workloads::Consortium;
 
@@ -14,8 +15,12 @@ pub struct Executor {
 }
 
 /// The ledger genesis of a consortium: every organisation with its opening
-/// balance (insurers with their per-claim limit) and the patients' coverage.
-pub fn genesis_of(consortium: &Consortium) -> Result<Genesis, String> {
+/// balance (insurers with their per-claim limit), the patients' coverage, and the
+/// records that predate the run (`historic`, from [`workloads::historic_records`]).
+pub fn genesis_of(
+    consortium: &Consortium,
+    historic: Option<HistoricRecords>,
+) -> Result<Genesis, String> {
     let spec = consortium.spec();
     let mut b = GenesisBuilder::new();
     for o in &spec.orgs {
@@ -31,6 +36,7 @@ pub fn genesis_of(consortium: &Consortium) -> Result<Genesis, String> {
     for &(p, payer) in &spec.coverage {
         b = b.cover(p, payer);
     }
+    b = b.historic_records(historic);
     b.build().map_err(|e| format!("consortium genesis: {e}"))
 }
 

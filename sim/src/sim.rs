@@ -187,7 +187,8 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         };
         let consortium = Consortium::new(&scenario.consortium, seed)
             .map_err(|e| bad("consortium", e.to_string()))?;
-        let genesis = genesis_of(&consortium).map_err(|m| bad("consortium", m))?;
+        let historic = workloads::historic_records(&scenario.workload.hospital, &consortium);
+        let genesis = genesis_of(&consortium, historic).map_err(|m| bad("consortium", m))?;
         let no_load = scenario.offered_tps == 0.0
             && scenario.workload.trace.is_none()
             && scenario.workload.arrival.process != workloads::ArrivalKind::Closed;

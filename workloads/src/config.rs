@@ -249,6 +249,15 @@ pub struct HospitalConfig {
     /// starts cold and every patient's first activity in the run is a consent grant (in a
     /// short run over many patients, most transactions).
     pub warm_start: bool,
+    /// Records in their steady state (default true): every patient arrives with a
+    /// history, the historic records of the ledger genesis
+    /// ([`ledger_core::genesis::HistoricRecords`], 1,000 to 2,000 per patient, uniform by
+    /// a hash of the patient: the lifetime resource count of WORKLOADS.md). Reads pick
+    /// among a patient's historic records and those written in the run, so the realised
+    /// read:write ratio is `read_write_ratio` from the start. `false`: the genesis holds no
+    /// records, a read drawn for a patient without one becomes a write (and the read is
+    /// owed to a later patient), so short runs over many patients are write-heavy.
+    pub warm_start_records: bool,
 }
 
 impl Default for HospitalConfig {
@@ -265,6 +274,7 @@ impl Default for HospitalConfig {
             consent_duration_days: 365.0,
             clinicians_per_hospital: 270,
             warm_start: true,
+            warm_start_records: true,
         }
     }
 }

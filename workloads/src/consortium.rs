@@ -9,6 +9,7 @@
 //! Organisation ids are dense: `OrgId(i)` is `orgs()[i]`, hospitals first, then imaging
 //! centres, insurers and pharmacies. Patient ids are `PatientId(0..patients)`.
 
+use ledger_core::genesis::round_robin_home;
 use ledger_core::types::{AmountCents, OrgId, OrgKind, PatientId};
 use serde::{Deserialize, Serialize};
 use simrand::Stream;
@@ -233,11 +234,8 @@ impl Consortium {
         // Home hospital: round-robin, so hospitals have equal patient panels; if there
         // is no hospital, patients are homed at the first organisation.
         for p in 0..n {
-            let h = if hospitals.is_empty() {
-                0
-            } else {
-                hospitals[p % hospitals.len()].0 as u32
-            };
+            // The rule ledger-core's genesis uses for historic records' custodians.
+            let h = round_robin_home(&hospitals, OrgId(0), PatientId(p as u64)).0 as u32;
             home.push(h);
             if insurers.is_empty() {
                 billed.push(NONE);

@@ -1,8 +1,15 @@
 //! Hospital workload: EHR writes, audited reads, consent grants and revocations.
 //!
-//! Per patient the generator tracks how many records exist and until when the home
-//! hospital holds a consent. A patient without a live consent first gets a grant (the
-//! patient consents at their next encounter); reads target records already written.
+//! Per patient the generator tracks how many records were written in the run and until
+//! when the home hospital holds a consent. A patient without a live consent first gets a
+//! grant (the patient consents at their next encounter); reads target existing records.
+//!
+//! Records warm start (`warm_start_records`, the default): patients arrive with a history.
+//! Patient `p` has `HistoricRecords::count(p)` records from before the run (ledger-core's
+//! rule, committed in the genesis by [`historic_records`]; nothing is stored per patient),
+//! so its readable records are those plus the ones written in the run, and a read picks
+//! one uniformly. Without it, a read drawn for a patient with no record yet becomes a
+//! write and the read is owed to a later write decision on a patient with records.
 //!
 //! Warm start (`warm_start`, the default): every patient's home consent predates the run,
 //! granted at a uniformly random time within the last `consent_duration_days` (the steady
@@ -17,6 +24,7 @@
 //! (`unconsented_access_fraction`), and break-the-glass reads by another hospital are
 //! flagged `Emergency`.
 
+use ledger_core::genesis::HistoricRecords;
 use ledger_core::types::{
     AccessPurpose, ConsentScope, OrgId, PatientId, RecordId, ResourceKind, Tx, UserId,
 };
@@ -33,6 +41,13 @@ use crate::WorkloadKind;
 /// (`patient << RECORD_BITS | n`); past the limit, writes replace record `n % limit`.
 pub const MAX_RECORDS_PER_PATIENT: u32 = 1 << RECORD_BITS;
 const RECORD_BITS: u32 = 24;
+
+/// The historic records the ledger genesis holds for this hospital workload (`None`
+/// without `warm_start_records`). The generator and the genesis must use the same value.
+pub fn historic_records(cfg: &HospitalConfig, consortium: &Consortium) -> Option<HistoricRecords> {
+    cfg.warm_start_records
+        .then(|| HistoricRecords::with_defaults(consortium.patients() as u64))
+}
 
 /// FHIR kinds in the order of `ResourceWeights::as_array`.
 const RESOURCE_KINDS: [ResourceKind; 7] = [
@@ -89,6 +104,8 @@ pub(crate) struct Hospital {
     org_count: u64,
     /// Reads turned into writes because the patient had no record yet.
     owed_reads: u64,
+    /// Records from before the run (records warm start).
+    historic: Option<HistoricRecords>,
 }
 
 impl Hospital {
@@ -136,6 +153,16 @@ impl Hospital {
             state,
             org_count: consortium.orgs().len() as u64,
             owed_reads: 0,
+            historic: historic_records(cfg, consortium),
+        }
+    }
+
+    /// Patient `p`'s records from before the run.
+    #[inline]
+    fn prior_records(&self, p: u32) -> u32 {
+        match &self.historic {
+            Some(h) => h.count(PatientId(p as u64)),
+            None => 0,
         }
     }
 
@@ -170,7 +197,8 @@ impl Hospital {
             };
             return (tx, WorkloadKind::Consent);
         }
-        let has_records = self.state[p as usize].records > 0;
+        let prior = self.prior_records(p);
+        let has_records = prior > 0 || self.state[p as usize].records > 0;
         let mut write = self.rng.uniform() < self.write_prob;
         if !write && !has_records {
             // A read needs an existing record: write now, and owe a read to the next
@@ -190,7 +218,10 @@ impl Hospital {
                 WorkloadKind::HospitalWrite,
             )
         } else {
-            (self.read(p, now_ms, consortium), WorkloadKind::HospitalRead)
+            (
+                self.read_among(p, prior, now_ms, consortium),
+                WorkloadKind::HospitalRead,
+            )
         }
     }
 
@@ -242,12 +273,24 @@ impl Hospital {
     /// An audited read of one of patient `p`'s existing records.
     #[inline]
     pub(crate) fn read(&mut self, p: u32, now_ms: u64, consortium: &Consortium) -> Tx {
+        let prior = self.prior_records(p);
+        self.read_among(p, prior, now_ms, consortium)
+    }
+
+    /// [`Hospital::read`] given patient `p`'s historic record count `prior`.
+    #[inline]
+    fn read_among(&mut self, p: u32, prior: u32, now_ms: u64, consortium: &Consortium) -> Tx {
         let patient = PatientId(p as u64);
         let home = consortium.home_hospital(patient);
-        let count = self.state[p as usize]
-            .records
-            .clamp(1, MAX_RECORDS_PER_PATIENT);
-        let record = record_id(p, self.rng.below(count as u64) as u32);
+        let written = self.state[p as usize].records.min(MAX_RECORDS_PER_PATIENT);
+        // Uniform over the historic records and those written in the run (record 0 when
+        // there are none: a trace row may read a patient without records).
+        let k = self.rng.below((prior as u64 + written as u64).max(1));
+        let record = if k < prior as u64 {
+            HistoricRecords::record_id(patient, k as u32)
+        } else {
+            record_id(p, (k - prior as u64) as u32)
+        };
         let u = self.rng.uniform();
         let (accessor, purpose) = if u < self.unconsented && self.org_count > 1 {
             (self.other_org(home), AccessPurpose::Treatment)

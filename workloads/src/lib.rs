@@ -41,6 +41,7 @@ pub use config::{
 };
 pub use consortium::{Consortium, ConsortiumConfig, ConsortiumSpec, OrgSpec};
 pub use generator::{Generator, GeneratorStats};
+pub use hospital::historic_records;
 pub use trace::{TraceError, TraceRow};
 
 use ledger_core::types::Tx;

@@ -517,3 +517,68 @@ fn trace_round_trip_and_example_file() {
         .expect("missing file");
     assert!(e.to_string().contains("/nonexistent/trace.csv"), "{e}");
 }
+
+#[test]
+fn records_warm_start_reads_existing_records_at_the_configured_ratio_from_the_start() {
+    use ledger_core::genesis::HistoricRecords;
+    use std::collections::BTreeSet;
+    let c = consortium(200_000);
+    let run = |warm: bool| {
+        let mut cfg = WorkloadConfig {
+            mix: only("hospital"),
+            ..WorkloadConfig::default()
+        };
+        cfg.hospital.warm_start_records = warm;
+        let historic = workloads::historic_records(&cfg.hospital, &c);
+        assert_eq!(historic.is_some(), warm);
+        let mut g = Generator::new(&cfg, &c, 1_000.0, 3).expect("valid");
+        let (mut reads, mut writes, mut historic_reads) = (0u64, 0u64, 0u64);
+        let mut written = BTreeSet::new();
+        for r in take(&mut g, 20_000) {
+            match r.tx {
+                Tx::RecordWrite { record, .. } => {
+                    assert!(
+                        HistoricRecords::split(record).is_none(),
+                        "writes use fresh ids"
+                    );
+                    written.insert(record);
+                    writes += 1;
+                }
+                Tx::RecordAccess {
+                    record, patient, ..
+                } => {
+                    reads += 1;
+                    match historic.and_then(|h| h.patient_of(record)) {
+                        Some(p) => {
+                            assert_eq!(p, patient, "a historic record of the patient read");
+                            historic_reads += 1;
+                        }
+                        None => assert!(written.contains(&record), "read of {record:?}"),
+                    }
+                }
+                _ => {}
+            }
+        }
+        (reads, writes, historic_reads)
+    };
+    // Warm: writes are 1 in 9 record transactions from the first one (binomial, 5 sd).
+    let (reads, writes, historic_reads) = run(true);
+    let n = (reads + writes) as f64;
+    let sd = (n * (1.0 / 9.0) * (8.0 / 9.0)).sqrt();
+    assert!(
+        (writes as f64 - n / 9.0).abs() < 5.0 * sd,
+        "{writes} writes of {n}, expected {:.0} ± {sd:.0}",
+        n / 9.0
+    );
+    assert!(
+        historic_reads as f64 > 0.95 * reads as f64,
+        "{historic_reads} of {reads}"
+    );
+    // Cold: most reads are drawn for patients without a record and become writes.
+    let (reads, writes, historic_reads) = run(false);
+    assert_eq!(historic_reads, 0);
+    assert!(
+        (reads as f64) < 2.0 * writes as f64,
+        "cold {reads}:{writes}"
+    );
+}
