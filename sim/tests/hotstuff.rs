@@ -446,3 +446,32 @@ until_s = 10.8
         );
     }
 }
+
+/// Overload: chained HotStuff commits one block per view, so a shard's capacity
+/// is about `block_max_tx` per view. Offered far beyond it, throughput must
+/// plateau at capacity with a bounded latency (gateways shed the excess), not
+/// collapse as the backlog and the latency grow without bound (before the
+/// admission limit: 850 tx/s at 2x capacity with p99 2.3 s, 0 tx/s at 4x).
+#[test]
+fn overload_saturates_instead_of_collapsing() {
+    let at = |tps: u32| {
+        let mut s = scenario(4, 6, "block_max_tx = 50\n");
+        s.offered_tps = f64::from(tps);
+        go(&s)
+    };
+    let below = at(800);
+    let capacity = at(1_200).throughput_tps().max(below.throughput_tps());
+    for tps in [2_400, 4_800] {
+        let r = at(tps);
+        let t = r.throughput_tps();
+        assert!(
+            t >= 0.8 * capacity,
+            "offered {tps}: throughput {t} tx/s vs {capacity} tx/s at capacity"
+        );
+        let p99 = r.latency_ms.p99;
+        assert!(
+            p99 < 1_500.0,
+            "offered {tps}: p99 latency {p99} ms (unbounded backlog)"
+        );
+    }
+}

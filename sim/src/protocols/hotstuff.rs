@@ -53,6 +53,11 @@
 //!   leaders it forwarded to crash. A leader excludes transactions already in its
 //!   uncommitted ancestor chain; committed transactions leave every pool and are
 //!   remembered (bounded) so late forwards are dropped.
+//!   Admission control: a gateway takes a new client transaction only while it
+//!   has fewer than `ADMIT_BACKLOG_BLOCKS * block_max_tx / n` of its own
+//!   uncommitted (at least one block's worth); beyond the shard's capacity (one
+//!   block per view) the excess is dropped at the edge, so throughput plateaus
+//!   with a bounded latency instead of the backlog growing without bound.
 //! - **Batching.** A ready leader proposes at once if it has pending transactions
 //!   or its chain has uncommitted transactions (empty blocks drive the pipeline);
 //!   otherwise it proposes when the first transaction arrives, or after
@@ -117,6 +122,14 @@ pub const BLOCK_REQUEST_BYTES: u64 = MSG_HEADER_BYTES + 8;
 pub const SYNC_BLOCK_OVERHEAD_BYTES: u64 = 16;
 /// Most transactions one replica's pool holds; further arrivals are dropped.
 pub const MAX_POOL_TXS: usize = 200_000;
+/// Admission control: a gateway accepts a new client transaction only while its
+/// own uncommitted client transactions number fewer than
+/// `ADMIT_BACKLOG_BLOCKS * block_max_tx / n` (at least one block's worth), so
+/// the shard's backlog stays about this many blocks. Chained HotStuff commits
+/// one block per view; beyond that capacity the excess is shed at the edge (a
+/// full mempool) instead of queueing without bound, which made the latency
+/// outgrow the run and the measured throughput fall as the offered load rose.
+pub const ADMIT_BACKLOG_BLOCKS: usize = 16;
 /// Ids of recently committed transactions remembered to drop late forwards.
 pub const MAX_RECENT_COMMITTED: usize = 262_144;
 /// Most proposals buffered while their parent is being synced.
@@ -420,6 +433,9 @@ pub struct HotStuffReplica {
     // Volatile state.
     pool: VecDeque<TxRef>,
     in_pool: FxHashSet<u32>,
+    /// This gateway's own client transactions not yet committed (admission).
+    own_pending: FxHashSet<u32>,
+    own_limit: usize,
     recent_committed: IdSet,
     recent_order: VecDeque<u32>,
     outbox: Vec<TxRef>,
@@ -452,6 +468,7 @@ impl HotStuffReplica {
     fn new(cfg: Config, me: NodeId, committee: &[NodeId]) -> Self {
         let n = committee.len();
         let f = n.saturating_sub(1) / 3;
+        let own_limit = (ADMIT_BACKLOG_BLOCKS * cfg.block_max_tx / n.max(1)).max(cfg.block_max_tx);
         HotStuffReplica {
             cfg,
             me,
@@ -471,6 +488,8 @@ impl HotStuffReplica {
             prune_mark: TREE_PRUNE_MIN_BLOCKS,
             pool: VecDeque::new(),
             in_pool: FxHashSet::default(),
+            own_pending: FxHashSet::default(),
+            own_limit,
             recent_committed: IdSet::new(),
             recent_order: VecDeque::new(),
             outbox: Vec::new(),
@@ -861,6 +880,7 @@ impl HotStuffReplica {
             for t in ctx.block_txs(blk) {
                 let id = t.id;
                 self.in_pool.remove(&id);
+                self.own_pending.remove(&id);
                 if self.recent_committed.insert(id) {
                     self.recent_order.push_back(id);
                     if self.recent_order.len() > MAX_RECENT_COMMITTED {
@@ -1421,9 +1441,10 @@ impl Replica for HotStuffReplica {
 
     fn on_client_tx(&mut self, ctx: &mut C<'_>, tx: TxRef) {
         ctx.charge_verify(1);
-        if !self.pool_add(tx) {
+        if self.own_pending.len() >= self.own_limit || !self.pool_add(tx) {
             return;
         }
+        self.own_pending.insert(tx.id);
         if Self::speaks(ctx) {
             self.outbox.push(tx);
             self.outbox_bytes += u64::from(tx.size_bytes);
@@ -1533,6 +1554,7 @@ impl Replica for HotStuffReplica {
         // Volatile: pool, forwards, tallies, buffered proposals, timers.
         self.pool.clear();
         self.in_pool.clear();
+        self.own_pending.clear();
         self.outbox.clear();
         self.outbox_bytes = 0;
         self.flush_timer = None;
