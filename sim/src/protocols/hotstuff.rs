@@ -18,10 +18,20 @@
 //!   propose), which makes every accepted chain link a direct parent link.
 //! - **Pacemaker.** Each view has a timer of `view_timeout_ms * 2^k` where `k` is
 //!   the number of consecutive timeouts without a new QC (capped at
-//!   `max_backoff_exp`). On a timeout the replica moves to the next view and sends
-//!   a NEW-VIEW message with its `highQC` (and its last vote, see below) to the next
-//!   leader. A replica suspects a leader whose view timed out until it hears from
-//!   it again (any message); the views of a suspected leader time out after
+//!   `max_backoff_exp`). On a timeout the replica broadcasts a NEW-VIEW for the
+//!   next view (a timeout message: it carries its `highQC` and last vote, see
+//!   below) and stays in its view, repeating the NEW-VIEW every
+//!   `view_timeout_ms`, until a QC or a timeout certificate moves it on (the
+//!   DiemBFT pacemaker). A NEW-VIEW for `w` says its sender is done with every
+//!   view below `w`; `2f + 1` members at `w` or higher form a timeout
+//!   certificate and every replica that sees them enters `w`, so replicas that
+//!   drifted apart line up again. A replica that sees `f + 1` others at `w` or
+//!   higher announces `w` too (Bracha's amplification: at least one correct
+//!   replica gave up, and replicas that left a view by voting for a withheld
+//!   proposal still complete the certificate). Timeouts are only broadcast on
+//!   a timeout: the normal case stays linear. A replica suspects a leader whose
+//!   view timed out until it hears from it again (a proposal, vote or NEW-VIEW;
+//!   not a transaction forward, which a withholding leader keeps sending); the views of a suspected leader time out after
 //!   `view_timeout_ms / SUSPECT_TIMEOUT_DIVISOR` (times the backoff), so a crashed
 //!   member costs one short wait per rotation instead of a full timeout. The leader of `v` proposes once it holds a QC of view `v - 1`, or once
 //!   `2f + 1` distinct replicas took part in entering `v` (a vote for view `v - 1`
@@ -43,6 +53,11 @@
 //!   leaders it forwarded to crash. A leader excludes transactions already in its
 //!   uncommitted ancestor chain; committed transactions leave every pool and are
 //!   remembered (bounded) so late forwards are dropped.
+//!   Admission control: a gateway takes a new client transaction only while it
+//!   has fewer than `ADMIT_BACKLOG_BLOCKS * block_max_tx / n` of its own
+//!   uncommitted (at least one block's worth); beyond the shard's capacity (one
+//!   block per view) the excess is dropped at the edge, so throughput plateaus
+//!   with a bounded latency instead of the backlog growing without bound.
 //! - **Batching.** A ready leader proposes at once if it has pending transactions
 //!   or its chain has uncommitted transactions (empty blocks drive the pipeline);
 //!   otherwise it proposes when the first transaction arrives, or after
@@ -107,6 +122,14 @@ pub const BLOCK_REQUEST_BYTES: u64 = MSG_HEADER_BYTES + 8;
 pub const SYNC_BLOCK_OVERHEAD_BYTES: u64 = 16;
 /// Most transactions one replica's pool holds; further arrivals are dropped.
 pub const MAX_POOL_TXS: usize = 200_000;
+/// Admission control: a gateway accepts a new client transaction only while its
+/// own uncommitted client transactions number fewer than
+/// `ADMIT_BACKLOG_BLOCKS * block_max_tx / n` (at least one block's worth), so
+/// the shard's backlog stays about this many blocks. Chained HotStuff commits
+/// one block per view; beyond that capacity the excess is shed at the edge (a
+/// full mempool) instead of queueing without bound, which made the latency
+/// outgrow the run and the measured throughput fall as the offered load rose.
+pub const ADMIT_BACKLOG_BLOCKS: usize = 16;
 /// Ids of recently committed transactions remembered to drop late forwards.
 pub const MAX_RECENT_COMMITTED: usize = 262_144;
 /// Most proposals buffered while their parent is being synced.
@@ -410,6 +433,9 @@ pub struct HotStuffReplica {
     // Volatile state.
     pool: VecDeque<TxRef>,
     in_pool: FxHashSet<u32>,
+    /// This gateway's own client transactions not yet committed (admission).
+    own_pending: FxHashSet<u32>,
+    own_limit: usize,
     recent_committed: IdSet,
     recent_order: VecDeque<u32>,
     outbox: Vec<TxRef>,
@@ -442,6 +468,7 @@ impl HotStuffReplica {
     fn new(cfg: Config, me: NodeId, committee: &[NodeId]) -> Self {
         let n = committee.len();
         let f = n.saturating_sub(1) / 3;
+        let own_limit = (ADMIT_BACKLOG_BLOCKS * cfg.block_max_tx / n.max(1)).max(cfg.block_max_tx);
         HotStuffReplica {
             cfg,
             me,
@@ -461,6 +488,8 @@ impl HotStuffReplica {
             prune_mark: TREE_PRUNE_MIN_BLOCKS,
             pool: VecDeque::new(),
             in_pool: FxHashSet::default(),
+            own_pending: FxHashSet::default(),
+            own_limit,
             recent_committed: IdSet::new(),
             recent_order: VecDeque::new(),
             outbox: Vec::new(),
@@ -602,6 +631,17 @@ impl HotStuffReplica {
             return;
         }
         self.view_timer = None;
+        let me = self.index_of(self.me);
+        let announced = me.map_or(0, |i| self.peer_views[i]);
+        if announced > view {
+            // Still waiting for a timeout certificate: repeat the announcement
+            // (it may have been lost in a partition), at the base interval.
+            let ann = announced;
+            self.send_new_view(ctx, ann, true);
+            self.view_timer =
+                Some(ctx.set_timer(self.cfg.view_timeout_ns, HsTimer::View(self.cur_view)));
+            return;
+        }
         self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
         let leader = self.leader_of(view);
         if leader != self.me {
@@ -609,15 +649,26 @@ impl HotStuffReplica {
                 self.suspected[i] = true;
             }
         }
-        let next = view + 1;
-        self.cur_view = next;
-        self.new_views = self.new_views.split_off(&next);
-        self.arm_view_timer(ctx);
-        // A second timeout in a row without a QC suggests the replicas' views have
-        // drifted apart (after a partition without a quorum, say): announce the
-        // new view to everyone so that they can resynchronise.
-        let broadcast = self.consecutive_timeouts >= 2;
-        self.send_new_view(ctx, next, broadcast);
+        // Time out: announce `view + 1` to everyone and wait for a timeout
+        // certificate (2f + 1 announcements) or a QC before leaving `view`.
+        self.announce(ctx, view + 1);
+        if self.cur_view == view && self.view_timer.is_none() {
+            self.view_timer = Some(ctx.set_timer(self.cfg.view_timeout_ns, HsTimer::View(view)));
+        }
+    }
+
+    /// Broadcast this replica's timeout announcement (a NEW-VIEW for `view`: it is
+    /// done with every view below `view`) and apply the view-sync rules.
+    fn announce(&mut self, ctx: &mut C<'_>, view: u64) {
+        let Some(i) = self.index_of(self.me) else {
+            return;
+        };
+        if view <= self.peer_views[i] {
+            return;
+        }
+        self.peer_views[i] = view;
+        self.send_new_view(ctx, view, true);
+        self.view_sync(ctx);
     }
 
     /// Send this replica's NEW-VIEW for `view` to the view's leader (or count it,
@@ -657,34 +708,63 @@ impl HotStuffReplica {
         }
     }
 
-    /// View synchronisation (the Bracha-style `f + 1` rule of the DiemBFT and
-    /// Cogsworth pacemakers): once `f + 1` members announced views above ours, at
-    /// least one correct replica is at the `(f + 1)`-th highest of them, so jump
-    /// there and announce it to everyone. Views only grow, so this never affects
-    /// safety (votes are still checked against the lock).
+    /// Record a member's timeout announcement (a NEW-VIEW for `view`).
     fn note_peer_view(&mut self, ctx: &mut C<'_>, from: NodeId, view: u64) {
         let Some(i) = self.index_of(from) else {
             return;
         };
-        if view <= self.peer_views[i] {
+        if view <= self.peer_views[i] || view > self.cur_view + MAX_FUTURE_VIEWS {
             return;
         }
         self.peer_views[i] = view;
-        let mut ahead: Vec<u64> = self
+        self.view_sync(ctx);
+    }
+
+    /// View synchronisation with timeout certificates (the DiemBFT pacemaker with
+    /// Bracha's amplification). A NEW-VIEW for `w` announces that its sender is
+    /// done with every view below `w`; a replica announces on its own timeout and
+    /// stays in its view until:
+    /// - **TC:** `2f + 1` members (itself included) announced `w` or higher: a
+    ///   timeout certificate, so it enters `w` (so do all the others that see the
+    ///   same announcements, at about the same time: the groups line up);
+    /// - **join:** `f + 1` other members announced `w` or higher (at least one
+    ///   correct replica gave up on the views below `w`): it announces `w` too,
+    ///   so that the certificate forms even if some correct replicas left the
+    ///   failed view by voting for a withheld proposal.
+    ///
+    /// Views only grow, so this never affects safety (votes are still checked
+    /// against the lock).
+    fn view_sync(&mut self, ctx: &mut C<'_>) {
+        let Some(me) = self.index_of(self.me) else {
+            return;
+        };
+        let mut others: Vec<u64> = self
             .peer_views
             .iter()
-            .copied()
-            .filter(|&v| v > self.cur_view)
+            .enumerate()
+            .filter(|&(j, _)| j != me)
+            .map(|(_, &v)| v)
             .collect();
-        if ahead.len() <= self.f {
-            return;
+        others.sort_unstable_by(|a, b| b.cmp(a));
+        if let Some(&join) = others.get(self.f) {
+            if join > self.peer_views[me] && join > self.high_qc.view + 1 {
+                self.peer_views[me] = join;
+                self.send_new_view(ctx, join, true);
+            }
         }
-        ahead.sort_unstable_by(|a, b| b.cmp(a));
-        let target = ahead[self.f];
-        if target > self.cur_view && target <= self.cur_view + MAX_FUTURE_VIEWS {
-            self.enter_view(ctx, target);
-            self.send_new_view(ctx, target, true);
+        let mut all = self.peer_views.clone();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        if let Some(&tc) = all.get(self.quorum - 1) {
+            if tc > self.cur_view {
+                self.enter_view(ctx, tc);
+                self.try_propose(ctx, tc);
+            }
         }
+    }
+
+    /// Whether `2f + 1` members announced `view` or higher (a timeout certificate).
+    fn has_tc(&self, view: u64) -> bool {
+        self.peer_views.iter().filter(|&&v| v >= view).count() >= self.quorum
     }
 
     fn add_new_view(&mut self, ctx: &mut C<'_>, view: u64, from: NodeId) {
@@ -800,6 +880,7 @@ impl HotStuffReplica {
             for t in ctx.block_txs(blk) {
                 let id = t.id;
                 self.in_pool.remove(&id);
+                self.own_pending.remove(&id);
                 if self.recent_committed.insert(id) {
                     self.recent_order.push_back(id);
                     if self.recent_order.len() > MAX_RECENT_COMMITTED {
@@ -918,6 +999,7 @@ impl HotStuffReplica {
             return;
         }
         let ready = self.high_qc.view + 1 == view
+            || self.has_tc(view)
             || self
                 .new_views
                 .get(&view)
@@ -1359,9 +1441,10 @@ impl Replica for HotStuffReplica {
 
     fn on_client_tx(&mut self, ctx: &mut C<'_>, tx: TxRef) {
         ctx.charge_verify(1);
-        if !self.pool_add(tx) {
+        if self.own_pending.len() >= self.own_limit || !self.pool_add(tx) {
             return;
         }
+        self.own_pending.insert(tx.id);
         if Self::speaks(ctx) {
             self.outbox.push(tx);
             self.outbox_bytes += u64::from(tx.size_bytes);
@@ -1380,8 +1463,15 @@ impl Replica for HotStuffReplica {
         let Some(i) = self.index_of(from) else {
             return;
         };
-        // Any message shows the sender is alive: its views get the full timeout.
-        self.suspected[i] = false;
+        // A consensus message shows the sender takes part: its views get the full
+        // timeout again. Transaction forwards and sync answers do not count (a
+        // withholding leader keeps forwarding transactions).
+        if matches!(
+            msg,
+            HsMsg::Proposal { .. } | HsMsg::Vote { .. } | HsMsg::NewView { .. }
+        ) {
+            self.suspected[i] = false;
+        }
         match msg {
             HsMsg::Proposal {
                 view,
@@ -1401,22 +1491,31 @@ impl Replica for HotStuffReplica {
                 last_vote,
                 ..
             } => {
-                if view > self.cur_view {
+                let fresh = view > self.peer_views[i] && view <= self.cur_view + MAX_FUTURE_VIEWS;
+                let for_me = self.leader_of(view) == self.me
+                    && !(view < self.cur_view && self.proposed_view >= view)
+                    && view <= self.cur_view + MAX_FUTURE_VIEWS;
+                if for_me {
+                    // The next leader's part first: the QC and the carried vote
+                    // must be in before a timeout certificate makes it propose.
+                    ctx.charge_verify(1 + self.qc_sigs(&high_qc) + u64::from(last_vote.is_some()));
+                    self.observe_qc(ctx, high_qc, from);
+                    if let Some((v, b)) = last_vote {
+                        self.add_vote(ctx, v, b, from);
+                    }
+                } else if fresh {
                     ctx.charge_verify(1);
+                    if high_qc.view > self.high_qc.view {
+                        ctx.charge_verify(self.qc_sigs(&high_qc));
+                        self.observe_qc(ctx, high_qc, from);
+                    }
+                }
+                if fresh {
                     self.note_peer_view(ctx, from, view);
                 }
-                if self.leader_of(view) != self.me
-                    || (view < self.cur_view && self.proposed_view >= view)
-                    || view > self.cur_view + MAX_FUTURE_VIEWS
-                {
-                    return;
+                if for_me {
+                    self.add_new_view(ctx, view, from);
                 }
-                ctx.charge_verify(1 + self.qc_sigs(&high_qc) + u64::from(last_vote.is_some()));
-                self.observe_qc(ctx, high_qc, from);
-                if let Some((v, b)) = last_vote {
-                    self.add_vote(ctx, v, b, from);
-                }
-                self.add_new_view(ctx, view, from);
             }
             HsMsg::TxBatch { txs, .. } => {
                 ctx.charge_verify(1);
@@ -1455,6 +1554,7 @@ impl Replica for HotStuffReplica {
         // Volatile: pool, forwards, tallies, buffered proposals, timers.
         self.pool.clear();
         self.in_pool.clear();
+        self.own_pending.clear();
         self.outbox.clear();
         self.outbox_bytes = 0;
         self.flush_timer = None;
