@@ -262,7 +262,9 @@ fn parallel_apply(c: &mut Criterion) {
                             let applied = if parallel {
                                 l.apply_blocks_parallel(per, 100)
                             } else {
-                                l.apply_blocks_sequential(per, 100)
+                                // On a pool thread too, so both cases start on a worker core
+                                // (cold cache, woken thread), not the main thread that cloned.
+                                rayon::join(|| l.apply_blocks_sequential(per, 100), || ()).0
                             };
                             black_box(&applied);
                             (l, applied)
