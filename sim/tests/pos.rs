@@ -2,8 +2,10 @@
 //! more than a third of the stake offline, finality resuming when it returns,
 //! empty and multi-leader slots, determinism and refused settings.
 
-use serde_json::Value;
-use sim::{run, RunOptions, RunResult, Scenario};
+mod common;
+
+use common::{chain, f, go};
+use sim::Scenario;
 
 fn scenario(n: u32, duration_s: f64, pos: &str, extra: &str) -> Scenario {
     let defaults: String = [
@@ -22,24 +24,6 @@ fn scenario(n: u32, duration_s: f64, pos: &str, extra: &str) -> Scenario {
     match Scenario::from_toml_str(&text, "pos-test") {
         Ok(s) => s,
         Err(e) => panic!("test scenario does not parse: {e}"),
-    }
-}
-
-fn go(s: &Scenario) -> RunResult {
-    match run(s, &RunOptions::default()) {
-        Ok(r) => r,
-        Err(e) => panic!("run failed: {e}"),
-    }
-}
-
-fn chain(r: &RunResult) -> Value {
-    r.summary_json()["chain"].clone()
-}
-
-fn f(v: &Value, k: &str) -> f64 {
-    match v[k].as_f64() {
-        Some(x) => x,
-        None => panic!("summary chain.{k} is not a number: {v}"),
     }
 }
 

@@ -3,6 +3,9 @@
 //! transactions returning to the pool, selfish mining, compact vs inv relay,
 //! determinism and refused settings.
 
+mod common;
+
+use common::{chain, f, go};
 use serde_json::Value;
 use sim::{run, RunOptions, RunResult, Scenario};
 
@@ -20,24 +23,6 @@ fn scenario(n: u32, duration_s: f64, tps: f64, pow: &str, extra: &str) -> Scenar
     match Scenario::from_toml_str(&text, "pow-test") {
         Ok(s) => s,
         Err(e) => panic!("test scenario does not parse: {e}"),
-    }
-}
-
-fn go(s: &Scenario) -> RunResult {
-    match run(s, &RunOptions::default()) {
-        Ok(r) => r,
-        Err(e) => panic!("run failed: {e}"),
-    }
-}
-
-fn chain(r: &RunResult) -> Value {
-    r.summary_json()["chain"].clone()
-}
-
-fn f(v: &Value, k: &str) -> f64 {
-    match v[k].as_f64() {
-        Some(x) => x,
-        None => panic!("summary chain.{k} is not a number: {v}"),
     }
 }
 

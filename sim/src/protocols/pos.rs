@@ -26,7 +26,7 @@
 use super::chain::{
     self, BlockIdx, BlockTree, ChainStats, PeerGraph, Status, StatusTable, TxPool, GENESIS,
 };
-use super::pow::{build_graph, check_chain_scenario};
+use super::pow::{bad, build_graph, check_chain_scenario};
 use crate::protocol::{ByzantineBehaviour, Ctx, Message, NodeId, Protocol, Replica, TxRef};
 use crate::scenario::{Scenario, ScenarioError};
 use hdrhistogram::Histogram;
@@ -175,14 +175,6 @@ struct Shared {
 pub struct Pos {
     cfg: Rc<Cfg>,
     shared: Rc<RefCell<Shared>>,
-}
-
-fn bad(s: &Scenario, path: &str, message: String) -> ScenarioError {
-    ScenarioError::InvalidValue {
-        source_name: s.name.clone(),
-        path: path.to_string(),
-        message,
-    }
 }
 
 impl Protocol for Pos {

@@ -275,7 +275,8 @@ pub struct Pow {
     shared: Rc<RefCell<Shared>>,
 }
 
-fn bad(s: &Scenario, path: &str, message: String) -> ScenarioError {
+/// An invalid-value error of scenario `s` at `path` (shared with proof-of-stake).
+pub(crate) fn bad(s: &Scenario, path: &str, message: String) -> ScenarioError {
     ScenarioError::InvalidValue {
         source_name: s.name.clone(),
         path: path.to_string(),
