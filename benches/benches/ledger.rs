@@ -5,7 +5,7 @@
 
 use benches::cpu_time::ThreadCpuTime;
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use benches::ledger_fixtures::{genesis, MixGen};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
@@ -197,9 +197,14 @@ fn cross_shard(c: &mut Criterion<ThreadCpuTime>) {
     g.finish();
 }
 
-/// Same total work (8,192 single-shard ops) split over 1/2/4/8 shards, applied with
-/// rayon (`parallel`) and one shard after another (`sequential`) on fresh clones of the
-/// same warmed ledger. Parallel efficiency on `k` threads = sequential time /
+/// Same total work per round (8,192 or 65,536 single-shard ops) split over 1/2/4/8 shards,
+/// applied with rayon (`parallel`) and one shard after another (`sequential`).
+///
+/// Steady state, as a validator applies rounds: each sample starts from a clone of the same
+/// warmed ledger, applies one untimed round (so the state is where the workers left it),
+/// then times `iters` consecutive rounds of fresh blocks on that one ledger (only the apply
+/// call is timed; generating the blocks and dropping the results are not). Both modes do the
+/// same rounds in the same order (every sample replays them from the same warmed state). Parallel efficiency on `k` threads = sequential time /
 /// (parallel time × min(k, shards)).
 fn parallel_apply(c: &mut Criterion) {
     let gen = genesis();
@@ -207,9 +212,6 @@ fn parallel_apply(c: &mut Criterion) {
     g.sample_size(10)
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
-    // Small rounds (4,096 ops per shard at 2 shards) show the fixed cost of a parallel round
-    // (waking the pool's threads, worker cores starting with the cold cache of a ledger the
-    // main thread just cloned); large rounds show the throughput scaling itself.
     let cases: [(usize, &[u32]); 2] = [
         (PARALLEL_TOTAL_OPS, &[1, 2, 4, 8]),
         (PARALLEL_LARGE_TOTAL_OPS, &[1, 2]),
@@ -224,58 +226,69 @@ fn parallel_apply(c: &mut Criterion) {
                     ..LedgerConfig::default()
                 },
             );
-            let mut mix = MixGen::new(PATIENTS);
-            // Same total work at every shard count: TOTAL_OPS single-shard ops split evenly,
-            // each shard's block routed from the same mix (per-shard work is independent).
             let per_shard_target = total_ops / shards as usize;
-            let mut make = move || {
-                let mut per: Vec<Vec<ShardOp>> = (0..shards)
-                    .map(|_| Vec::with_capacity(per_shard_target))
-                    .collect();
-                while per.iter().any(|v| v.len() < per_shard_target) {
-                    for tx in mix.txs(1024) {
-                        let set = shards_of(&tx, shards);
-                        if !set.is_cross_shard() {
-                            let s = set.as_slice()[0].0 as usize;
-                            if per[s].len() < per_shard_target {
-                                per[s].push(ShardOp::Tx(tx));
-                            }
-                        }
-                    }
-                }
-                per
-            };
+            let mut mix = MixGen::new(PATIENTS);
             for t in 0..WARM_BLOCKS {
-                ledger.apply_blocks_parallel(make(), t);
+                ledger.apply_blocks_parallel(round(&mut mix, shards, per_shard_target), t);
             }
-            let blocks = make();
             g.throughput(Throughput::Elements(total_ops as u64));
             for parallel in [true, false] {
                 let name = format!(
                     "{total_ops} ops total, {}, shards",
                     if parallel { "parallel" } else { "sequential" }
                 );
+                let apply = |l: &mut Ledger, per: Vec<Vec<ShardOp>>, t: u64| {
+                    if parallel {
+                        l.apply_blocks_parallel(per, t)
+                    } else {
+                        // On a pool thread too, so both modes run on rayon workers.
+                        rayon::join(|| l.apply_blocks_sequential(per, t), || ()).0
+                    }
+                };
                 g.bench_function(BenchmarkId::new(&name, shards), |b| {
-                    b.iter_batched(
-                        || (ledger.clone(), blocks.clone()),
-                        |(mut l, per)| {
-                            let applied = if parallel {
-                                l.apply_blocks_parallel(per, 100)
-                            } else {
-                                // On a pool thread too, so both cases start on a worker core
-                                // (cold cache, woken thread), not the main thread that cloned.
-                                rayon::join(|| l.apply_blocks_sequential(per, 100), || ()).0
-                            };
-                            black_box(&applied);
-                            (l, applied)
-                        },
-                        BatchSize::LargeInput,
-                    )
+                    b.iter_custom(|iters| {
+                        // Every sample replays the same rounds from the same warmed state.
+                        let mut l = ledger.clone();
+                        let mut m = mix.clone();
+                        let mut next = || round(&mut m, shards, per_shard_target);
+                        let mut t = WARM_BLOCKS;
+                        black_box(apply(&mut l, next(), t));
+                        let mut spent = Duration::ZERO;
+                        for _ in 0..iters {
+                            t += 1;
+                            let per = next();
+                            let start = Instant::now();
+                            let applied = apply(&mut l, per, t);
+                            spent += start.elapsed();
+                            black_box(applied);
+                        }
+                        spent
+                    })
                 });
             }
         }
     }
     g.finish();
+}
+
+/// One round of the parallel bench: `per_shard_target` single-shard ops for each of
+/// `shards` shards, routed from the mix (cross-shard txs are skipped).
+fn round(mix: &mut MixGen, shards: u32, per_shard_target: usize) -> Vec<Vec<ShardOp>> {
+    let mut per: Vec<Vec<ShardOp>> = (0..shards)
+        .map(|_| Vec::with_capacity(per_shard_target))
+        .collect();
+    while per.iter().any(|v| v.len() < per_shard_target) {
+        for tx in mix.txs(1024) {
+            let set = shards_of(&tx, shards);
+            if !set.is_cross_shard() {
+                let s = set.as_slice()[0].0 as usize;
+                if per[s].len() < per_shard_target {
+                    per[s].push(ShardOp::Tx(tx));
+                }
+            }
+        }
+    }
+    per
 }
 
 fn verify(c: &mut Criterion<ThreadCpuTime>) {

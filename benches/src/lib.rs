@@ -35,6 +35,7 @@ pub mod ledger_fixtures {
     /// Deterministic generator of a realistic mix: ~30% audited accesses, 20% record
     /// writes, 10% consent grants, 10% claim submissions, 5% adjudications, 10% payments,
     /// 10% supply events, 5% imaging anchors. Ids never repeat, so creations succeed.
+    #[derive(Clone)]
     pub struct MixGen {
         next: u64,
         patients: u64,

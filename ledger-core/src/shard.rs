@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::block::{receipts_root_of_bytes, BlockHeader};
@@ -666,8 +665,14 @@ impl Ledger {
     pub fn genesis(&self) -> &Arc<GenesisIndex> {
         &self.genesis
     }
-    /// Applies one block per shard in parallel (rayon). Shards with no ops produce no block
-    /// (`None`). Results are identical to [`Ledger::apply_blocks_sequential`].
+    /// Applies one block per shard in parallel on the current rayon pool. Shards with no ops
+    /// produce no block (`None`). Results are identical to
+    /// [`Ledger::apply_blocks_sequential`].
+    ///
+    /// Shard `i` always runs on pool worker `i % threads` (a `rayon::broadcast`, not work
+    /// stealing): round after round the same core applies the same shards, so each shard's
+    /// state, lock table and buffers stay in that core's cache instead of following whichever
+    /// worker stole the job this round.
     pub fn apply_blocks_parallel(
         &mut self,
         per_shard_ops: Vec<Vec<ShardOp>>,
@@ -678,17 +683,37 @@ impl Ledger {
             self.shards.len(),
             "one op list per shard"
         );
-        self.shards
-            .par_iter_mut()
-            .zip(per_shard_ops.into_par_iter())
-            .map(|(s, ops)| {
-                if ops.is_empty() {
-                    None
-                } else {
-                    Some(s.apply_block(ops, timestamp_ms))
-                }
-            })
-            .collect()
+        let threads = rayon::current_num_threads().max(1);
+        let busy = per_shard_ops.iter().filter(|ops| !ops.is_empty()).count();
+        if threads == 1 || busy <= 1 {
+            return self.apply_blocks_sequential(per_shard_ops, timestamp_ms);
+        }
+        type Part<'a> = Vec<(usize, &'a mut ShardLedger, Vec<ShardOp>)>;
+        let mut parts: Vec<Part<'_>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, (s, ops)) in self.shards.iter_mut().zip(per_shard_ops).enumerate() {
+            parts[i % threads].push((i, s, ops));
+        }
+        let parts: Vec<std::sync::Mutex<Part<'_>>> =
+            parts.into_iter().map(std::sync::Mutex::new).collect();
+        let done: Vec<Vec<(usize, Option<AppliedBlock>)>> = rayon::broadcast(|ctx| {
+            assert_eq!(ctx.num_threads(), threads, "rayon pool resized mid-call");
+            let mine = std::mem::take(
+                &mut *parts[ctx.index()]
+                    .lock()
+                    .expect("a shard worker panicked"),
+            );
+            mine.into_iter()
+                .map(|(i, s, ops)| {
+                    let applied = (!ops.is_empty()).then(|| s.apply_block(ops, timestamp_ms));
+                    (i, applied)
+                })
+                .collect()
+        });
+        let mut out: Vec<Option<AppliedBlock>> = (0..self.shards.len()).map(|_| None).collect();
+        for (i, applied) in done.into_iter().flatten() {
+            out[i] = applied;
+        }
+        out
     }
     /// Applies one block per shard, one shard after another.
     pub fn apply_blocks_sequential(
