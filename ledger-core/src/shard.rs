@@ -697,11 +697,8 @@ impl Ledger {
             parts.into_iter().map(std::sync::Mutex::new).collect();
         let done: Vec<Vec<(usize, Option<AppliedBlock>)>> = rayon::broadcast(|ctx| {
             assert_eq!(ctx.num_threads(), threads, "rayon pool resized mid-call");
-            let mine = std::mem::take(
-                &mut *parts[ctx.index()]
-                    .lock()
-                    .expect("a shard worker panicked"),
-            );
+            let mine =
+                std::mem::take(&mut *parts[ctx.index()].lock().expect("a shard worker panicked"));
             mine.into_iter()
                 .map(|(i, s, ops)| {
                     let applied = (!ops.is_empty()).then(|| s.apply_block(ops, timestamp_ms));
