@@ -6,9 +6,9 @@
 //! are recycled through a free list, so a steady-state run allocates nothing per
 //! event once the slab and heap have grown to the peak number of pending events.
 //!
-//! The keys live in a ring of per-bucket heaps (65.5 µs buckets covering the next
-//! 268 ms) with an overflow heap beyond it: a pop sifts through the handful of keys of
-//! one bucket rather than through every pending event.
+//! The keys live in a ring of 65.5 µs buckets covering the next 268 ms, with an
+//! overflow heap beyond it: scheduling appends to a bucket, and a bucket's handful of
+//! keys is sorted once when the ring reaches it (no sift through every pending event).
 //!
 //! Events can be cancelled by their [`EventId`]; a cancelled event's slot is freed
 //! at once and its heap key is skipped when it surfaces (the slot records the
@@ -99,28 +99,35 @@ fn bucket_of(key: u128) -> u64 {
     ((key >> 64) as u64) >> BUCKET_SHIFT
 }
 
-/// The priority queue of packed keys: a ring of small per-bucket heaps for the next
-/// 268 ms (a bucket holds the few events of one 65.5 µs slice, so a pop sifts through
-/// a heap of a handful of keys instead of one of every pending event) and a heap
-/// for keys beyond the ring.
+/// The priority queue of packed keys: a ring of buckets for the next 268 ms and a
+/// heap for keys beyond it.
 ///
-/// Order is exactly the packed key order: buckets partition time, the ring is
-/// scanned in time order from `cur`, and every overflow key lies beyond the ring
-/// (`bucket >= cur + RING_BUCKETS`, restored each time `cur` advances).
+/// A bucket holds the few keys of one 65.5 µs slice, unsorted: scheduling appends.
+/// When the ring reaches a bucket, its keys are sorted once (a handful of them) and
+/// popped from the end, so neither a push nor a pop sifts through a heap of every
+/// pending event. Order is exactly the packed key order: buckets partition time,
+/// the ring is visited in time order from `cur`, keys scheduled into the current
+/// bucket are inserted in sorted position, and every overflow key lies beyond the
+/// ring (`bucket >= cur + RING_BUCKETS`, restored each time `cur` advances).
 struct TimeQueue {
-    ring: Vec<BinaryHeap<Reverse<u128>>>,
+    /// Unsorted keys of the buckets after `cur`, indexed by bucket mod RING_BUCKETS.
+    ring: Vec<Vec<u128>>,
+    /// Bit `i`: `ring[i]` holds keys.
     occupied: [u64; RING_WORDS],
     /// Absolute bucket number (`time >> BUCKET_SHIFT`) of the current bucket.
     cur: u64,
+    /// Keys of bucket `cur`, sorted descending (the smallest is popped from the end).
+    current: Vec<u128>,
     overflow: MinHeap,
 }
 
 impl Default for TimeQueue {
     fn default() -> Self {
         TimeQueue {
-            ring: (0..RING_BUCKETS).map(|_| BinaryHeap::new()).collect(),
+            ring: (0..RING_BUCKETS).map(|_| Vec::new()).collect(),
             occupied: [0; RING_WORDS],
             cur: 0,
+            current: Vec::new(),
             overflow: MinHeap::default(),
         }
     }
@@ -134,9 +141,13 @@ impl TimeQueue {
     fn push(&mut self, key: u128) {
         let b = bucket_of(key);
         assert!(b >= self.cur, "key before the current bucket");
-        if b - self.cur < RING_BUCKETS as u64 {
+        let ahead = b - self.cur;
+        if ahead == 0 {
+            let at = self.current.partition_point(|&k| k > key);
+            self.current.insert(at, key);
+        } else if ahead < RING_BUCKETS as u64 {
             let i = (b as usize) & (RING_BUCKETS - 1);
-            self.ring[i].push(Reverse(key));
+            self.ring[i].push(key);
             self.occupied[i / 64] |= 1 << (i % 64);
         } else {
             self.overflow.push(key);
@@ -147,17 +158,20 @@ impl TimeQueue {
     #[inline]
     fn pop(&mut self) -> Option<u128> {
         loop {
-            let i = (self.cur as usize) & (RING_BUCKETS - 1);
-            if let Some(Reverse(k)) = self.ring[i].pop() {
-                if self.ring[i].is_empty() {
-                    self.occupied[i / 64] &= !(1 << (i % 64));
-                }
+            if let Some(k) = self.current.pop() {
                 return Some(k);
             }
+            let i = (self.cur as usize) & (RING_BUCKETS - 1);
             match self.next_occupied(i) {
                 Some(d) => self.cur += d,
                 None => self.cur = bucket_of(self.overflow.peek()?),
             }
+            // Make the new bucket current (its emptied buffer goes back to the ring),
+            // then bring in overflow keys that the ring now reaches.
+            let j = (self.cur as usize) & (RING_BUCKETS - 1);
+            std::mem::swap(&mut self.current, &mut self.ring[j]);
+            self.occupied[j / 64] &= !(1 << (j % 64));
+            self.current.sort_unstable_by(|a, b| b.cmp(a));
             self.refill();
         }
     }
@@ -204,7 +218,9 @@ impl TimeQueue {
     /// `cur` past `now`): restart the ring at `now`'s bucket.
     fn drained_at(&mut self, now: TimeNs) {
         assert!(
-            self.overflow.is_empty() && self.occupied.iter().all(|&w| w == 0),
+            self.current.is_empty()
+                && self.overflow.is_empty()
+                && self.occupied.iter().all(|&w| w == 0),
             "drained_at on a non-empty queue"
         );
         self.cur = now >> BUCKET_SHIFT;
