@@ -5,7 +5,7 @@
 
 use benches::cpu_time::ThreadCpuTime;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use benches::ledger_fixtures::{genesis, MixGen};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
@@ -200,11 +200,12 @@ fn cross_shard(c: &mut Criterion<ThreadCpuTime>) {
 /// Same total work per round (8,192 or 65,536 single-shard ops) split over 1/2/4/8 shards,
 /// applied with rayon (`parallel`) and one shard after another (`sequential`).
 ///
-/// Steady state, as a validator applies rounds: each sample starts from a clone of the same
-/// warmed ledger, applies one untimed round (so the state is where the workers left it),
-/// then times `iters` consecutive rounds of fresh blocks on that one ledger (only the apply
-/// call is timed; generating the blocks and dropping the results are not). Both modes do the
-/// same rounds in the same order (every sample replays them from the same warmed state). Parallel efficiency on `k` threads = sequential time /
+/// Steady state, as a validator applies rounds: each iteration starts from a clone of the
+/// same warmed ledger, applies one untimed round (so each shard's state is in the cache of
+/// the worker that applies it), then times 8 (or 4 for the large rounds) consecutive rounds
+/// of fresh blocks on that one ledger. Generating the blocks and dropping the ledger are not
+/// timed. Both modes apply the same rounds in the same order, and every iteration replays
+/// them from the same state, so the time per iteration does not drift as the ledger grows. Parallel efficiency on `k` threads = sequential time /
 /// (parallel time × min(k, shards)).
 fn parallel_apply(c: &mut Criterion) {
     let gen = genesis();
@@ -231,7 +232,14 @@ fn parallel_apply(c: &mut Criterion) {
             for t in 0..WARM_BLOCKS {
                 ledger.apply_blocks_parallel(round(&mut mix, shards, per_shard_target), t);
             }
-            g.throughput(Throughput::Elements(total_ops as u64));
+            // Rounds timed per iteration: enough that the round after the warm one is
+            // not the whole measurement, few enough to keep an iteration's blocks small.
+            let rounds = if total_ops >= PARALLEL_LARGE_TOTAL_OPS {
+                4
+            } else {
+                8
+            };
+            g.throughput(Throughput::Elements((total_ops * rounds) as u64));
             for parallel in [true, false] {
                 let name = format!(
                     "{total_ops} ops total, {}, shards",
@@ -246,24 +254,27 @@ fn parallel_apply(c: &mut Criterion) {
                     }
                 };
                 g.bench_function(BenchmarkId::new(&name, shards), |b| {
-                    b.iter_custom(|iters| {
-                        // Every sample replays the same rounds from the same warmed state.
-                        let mut l = ledger.clone();
-                        let mut m = mix.clone();
-                        let mut next = || round(&mut m, shards, per_shard_target);
-                        let mut t = WARM_BLOCKS;
-                        black_box(apply(&mut l, next(), t));
-                        let mut spent = Duration::ZERO;
-                        for _ in 0..iters {
-                            t += 1;
-                            let per = next();
-                            let start = Instant::now();
-                            let applied = apply(&mut l, per, t);
-                            spent += start.elapsed();
-                            black_box(applied);
-                        }
-                        spent
-                    })
+                    b.iter_batched(
+                        || {
+                            // Every iteration starts from the same warmed state, applies one
+                            // untimed round (the workers' caches now hold their shards), and
+                            // is timed over the next `rounds` rounds.
+                            let mut l = ledger.clone();
+                            let mut m = mix.clone();
+                            apply(&mut l, round(&mut m, shards, per_shard_target), WARM_BLOCKS);
+                            let next: Vec<_> = (0..rounds)
+                                .map(|_| round(&mut m, shards, per_shard_target))
+                                .collect();
+                            (l, next)
+                        },
+                        |(mut l, next)| {
+                            for (k, per) in next.into_iter().enumerate() {
+                                black_box(apply(&mut l, per, WARM_BLOCKS + 1 + k as u64));
+                            }
+                            l
+                        },
+                        BatchSize::PerIteration,
+                    )
                 });
             }
         }
