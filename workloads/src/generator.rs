@@ -28,7 +28,8 @@ use ledger_core::types::{ClaimId, OrgId, PatientId, StudyId, Tx};
 use rustc_hash::FxHashMap;
 use simrand::Stream;
 
-use crate::synth::{LognormalTable, PackedAlias};
+use crate::patients::PatientTable;
+use crate::synth::LognormalTable;
 
 use crate::arrival::ArrivalProcess;
 use crate::claims::{day_factor, ClaimFlow, Claims};
@@ -125,7 +126,8 @@ pub struct Generator {
     cum_day: u64,
     day_ns: u64,
     claims_cfg: ClaimsConfig,
-    patients: PackedAlias,
+    /// Patient-activity sampler and per-patient hospital state.
+    patients: PatientTable,
     consortium: Consortium,
     hospital: Hospital,
     imaging: Imaging,
@@ -180,20 +182,24 @@ impl Generator {
         // lines, which keeps generation fast with large panels. Which id is busy does
         // not matter to the ledger (patients are routed by a hash of the id).
         weights.sort_unstable_by(|a, b| b.total_cmp(a));
-        let patients = PackedAlias::new(&weights).ok_or_else(|| {
-            ConfigError::invalid(
-                "hospital.patient_activity_sigma",
-                "patient activity weights are not usable (overflow)",
-            )
-        })?;
-
         let day_ns = secs_to_ns(cfg.arrival.day_length_s).max(1);
         let hospital = Hospital::new(
             &cfg.hospital,
             consortium,
             Stream::new(seed, "workload/hospital"),
-            Stream::new(seed, "workload/hospital/warm-start"),
         );
+        let patients = PatientTable::new(
+            &weights,
+            hospital.initial_consent_until_ms(Stream::new(seed, "workload/hospital/warm-start")),
+        )
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                "hospital.patient_activity_sigma",
+                "patient activity weights are not usable (overflow)",
+            )
+        })?;
+        drop(weights);
+
         let imaging = Imaging::new(
             &cfg.imaging,
             consortium,
@@ -511,7 +517,9 @@ impl Generator {
         let family = self.pick_family(at_ns);
         match family {
             HOSPITAL => {
-                let (tx, kind) = self.hospital.next(at_ns, &self.patients, &self.consortium);
+                let (tx, kind) = self
+                    .hospital
+                    .next(at_ns, &mut self.patients, &self.consortium);
                 (self.request(at_ns, 0, kind, tx, 0, true), None)
             }
             IMAGING => {
@@ -528,7 +536,9 @@ impl Generator {
                 ),
                 None => {
                     // Unreachable with a validated consortium (claims need an insurer).
-                    let (tx, kind) = self.hospital.next(at_ns, &self.patients, &self.consortium);
+                    let (tx, kind) =
+                        self.hospital
+                            .next(at_ns, &mut self.patients, &self.consortium);
                     (self.request(at_ns, 0, kind, tx, 0, true), None)
                 }
             },
@@ -596,19 +606,29 @@ impl Generator {
         let tx = match row.kind {
             WorkloadKind::HospitalWrite => {
                 let p = (key % patients) as u32;
-                let kind = Hospital::kind_for_record(self.hospital.record_count(p));
+                let kind = Hospital::kind_for_record(Hospital::record_count(&self.patients, p));
                 let size = size.min(u32::MAX as u64) as u32;
-                self.hospital
-                    .write(p, kind, size, row.time_ns, &self.consortium)
+                self.hospital.write(
+                    p,
+                    &mut self.patients,
+                    kind,
+                    size,
+                    row.time_ns,
+                    &self.consortium,
+                )
             }
-            WorkloadKind::HospitalRead => {
-                self.hospital
-                    .read((key % patients) as u32, now_ms, &self.consortium)
-            }
-            WorkloadKind::Consent => {
-                self.hospital
-                    .grant((key % patients) as u32, now_ms, &self.consortium)
-            }
+            WorkloadKind::HospitalRead => self.hospital.read(
+                (key % patients) as u32,
+                &self.patients,
+                now_ms,
+                &self.consortium,
+            ),
+            WorkloadKind::Consent => self.hospital.grant(
+                (key % patients) as u32,
+                &mut self.patients,
+                now_ms,
+                &self.consortium,
+            ),
             WorkloadKind::Imaging => {
                 let patient = PatientId(mix64(key) % patients);
                 return self.imaging.study(

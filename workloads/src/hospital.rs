@@ -30,6 +30,7 @@ use ledger_core::types::{
 };
 use simrand::Stream;
 
+use crate::patients::{PatientState, PatientTable};
 use crate::synth::{LognormalTable, PackedAlias};
 
 use crate::config::HospitalConfig;
@@ -71,20 +72,6 @@ pub(crate) fn record_id(patient: u32, n: u32) -> RecordId {
     RecordId(((patient as u64) << RECORD_BITS) | (n % MAX_RECORDS_PER_PATIENT) as u64)
 }
 
-/// What the generator remembers per patient.
-#[derive(Clone, Copy, Debug, Default)]
-struct PatientState {
-    /// The home hospital's consent is live while `now_ms < consent_until_ms`.
-    consent_until_ms: u64,
-    /// Records written so far.
-    records: u32,
-    /// The live consent was granted on the ledger during the run (not before it).
-    consent_on_ledger: bool,
-    /// A revocation was drawn while the consent was not on the ledger: it was recorded
-    /// with a grant, and the patient's next activity revokes it.
-    revoke_next: bool,
-}
-
 pub(crate) struct Hospital {
     rng: Stream,
     resources: PackedAlias,
@@ -98,8 +85,8 @@ pub(crate) struct Hospital {
     revoke: f64,
     consent_duration_ms: u64,
     clinicians: u64,
-    /// Per patient: records written and consent expiry, together (one cache line).
-    state: Vec<PatientState>,
+    /// `cfg.warm_start`.
+    warm_start: bool,
     /// Every organisation id (for choosing a foreign accessor).
     org_count: u64,
     /// Reads turned into writes because the patient had no record yet.
@@ -109,36 +96,15 @@ pub(crate) struct Hospital {
 }
 
 impl Hospital {
-    /// `warm` draws the age of each patient's pre-run consent (used only with
-    /// `cfg.warm_start`).
-    pub(crate) fn new(
-        cfg: &HospitalConfig,
-        consortium: &Consortium,
-        rng: Stream,
-        mut warm: Stream,
-    ) -> Hospital {
+    /// The per-patient state lives in the [`PatientTable`], initialised by
+    /// [`Hospital::initial_consent_until_ms`].
+    pub(crate) fn new(cfg: &HospitalConfig, consortium: &Consortium, rng: Stream) -> Hospital {
         let weights = cfg.resource_weights.as_array();
         let resources = PackedAlias::new(&weights)
             .unwrap_or_else(|| panic!("validated resource weights rejected: {weights:?}"));
         let sizes = cfg.resource_size_bytes.as_array();
 
-        let n = consortium.patients() as usize;
         let consent_duration_ms = (cfg.consent_duration_days * 86_400_000.0) as u64;
-        let state = if cfg.warm_start {
-            // Remaining life of a consent granted at a uniform time in the last duration:
-            // uniform in (0, duration].
-            (0..n)
-                .map(|_| PatientState {
-                    consent_until_ms: consent_duration_ms
-                        - warm
-                            .below(consent_duration_ms.max(1))
-                            .min(consent_duration_ms),
-                    ..PatientState::default()
-                })
-                .collect()
-        } else {
-            vec![PatientState::default(); n]
-        };
         Hospital {
             rng,
             resources,
@@ -150,10 +116,25 @@ impl Hospital {
             revoke: cfg.consent_revoke_fraction,
             consent_duration_ms,
             clinicians: cfg.clinicians_per_hospital as u64,
-            state,
+            warm_start: cfg.warm_start,
             org_count: consortium.orgs().len() as u64,
             owed_reads: 0,
             historic: historic_records(cfg, consortium),
+        }
+    }
+
+    /// Each patient's consent expiry at the start of the run, in patient order: with
+    /// `warm_start`, the remaining life of a consent granted at a uniform time in the
+    /// last duration (uniform in (0, duration], one draw per patient from `warm`);
+    /// without it, 0 (no consent).
+    pub(crate) fn initial_consent_until_ms(&self, mut warm: Stream) -> impl FnMut(usize) -> u64 {
+        let (warm_start, d) = (self.warm_start, self.consent_duration_ms);
+        move |_| {
+            if warm_start {
+                d - warm.below(d.max(1)).min(d)
+            } else {
+                0
+            }
         }
     }
 
@@ -166,31 +147,37 @@ impl Hospital {
         }
     }
 
-    /// The next hospital transaction for a patient drawn from `patients`.
+    /// The next hospital transaction for a patient drawn from `patients` (whose state
+    /// it reads and updates).
     #[inline]
     pub(crate) fn next(
         &mut self,
         at_ns: u64,
-        patients: &PackedAlias,
+        patients: &mut PatientTable,
         consortium: &Consortium,
     ) -> (Tx, WorkloadKind) {
         let p = patients.sample(&mut self.rng) as u32;
         let now_ms = at_ns / 1_000_000;
-        if self.state[p as usize].consent_until_ms <= now_ms {
-            return (self.grant(p, now_ms, consortium), WorkloadKind::Consent);
+        let mut st = patients.state(p);
+        if st.consent_until_ms <= now_ms {
+            return (
+                self.grant_state(p, &mut st, patients, now_ms, consortium),
+                WorkloadKind::Consent,
+            );
         }
         let u = self.rng.uniform();
-        if u < self.revoke || self.state[p as usize].revoke_next {
-            if !self.state[p as usize].consent_on_ledger {
+        if u < self.revoke || st.revoke_next {
+            if !st.consent_on_ledger {
                 // A consent from before the run: record it now, revoke it next time.
-                let tx = self.grant(p, now_ms, consortium);
-                self.state[p as usize].revoke_next = true;
+                let tx = self.grant_state(p, &mut st, patients, now_ms, consortium);
+                st.revoke_next = true;
+                patients.set_state(p, st);
                 return (tx, WorkloadKind::Consent);
             }
-            let st = &mut self.state[p as usize];
             st.consent_until_ms = 0;
             st.consent_on_ledger = false;
             st.revoke_next = false;
+            patients.set_state(p, st);
             let tx = Tx::ConsentRevoke {
                 patient: PatientId(p as u64),
                 grantee: consortium.home_hospital(PatientId(p as u64)),
@@ -198,7 +185,7 @@ impl Hospital {
             return (tx, WorkloadKind::Consent);
         }
         let prior = self.prior_records(p);
-        let has_records = prior > 0 || self.state[p as usize].records > 0;
+        let has_records = prior > 0 || st.records > 0;
         let mut write = self.rng.uniform() < self.write_prob;
         if !write && !has_records {
             // A read needs an existing record: write now, and owe a read to the next
@@ -214,24 +201,44 @@ impl Hospital {
             let kind = self.resources.sample(&mut self.rng);
             let size = self.sample_size(kind);
             (
-                self.write(p, kind, size, at_ns, consortium),
+                self.write_state(p, &mut st, patients, kind, size, at_ns, consortium),
                 WorkloadKind::HospitalWrite,
             )
         } else {
             (
-                self.read_among(p, prior, now_ms, consortium),
+                self.read_among(p, prior, st.records, now_ms, consortium),
                 WorkloadKind::HospitalRead,
             )
         }
     }
 
     /// A consent grant from patient `p` to their home hospital.
-    pub(crate) fn grant(&mut self, p: u32, now_ms: u64, consortium: &Consortium) -> Tx {
+    pub(crate) fn grant(
+        &mut self,
+        p: u32,
+        patients: &mut PatientTable,
+        now_ms: u64,
+        consortium: &Consortium,
+    ) -> Tx {
+        let mut st = patients.state(p);
+        self.grant_state(p, &mut st, patients, now_ms, consortium)
+    }
+
+    /// [`Hospital::grant`] given patient `p`'s current state `st` (updated, and stored).
+    #[inline]
+    fn grant_state(
+        &mut self,
+        p: u32,
+        st: &mut PatientState,
+        patients: &mut PatientTable,
+        now_ms: u64,
+        consortium: &Consortium,
+    ) -> Tx {
         let until = now_ms.saturating_add(self.consent_duration_ms);
-        let st = &mut self.state[p as usize];
         st.consent_until_ms = until;
         st.consent_on_ledger = true;
         st.revoke_next = false;
+        patients.set_state(p, *st);
         Tx::ConsentGrant {
             patient: PatientId(p as u64),
             grantee: consortium.home_hospital(PatientId(p as u64)),
@@ -248,17 +255,35 @@ impl Hospital {
 
     /// A new record of `kind` (index into RESOURCE_KINDS) for patient `p`, written by
     /// the home hospital.
-    #[inline]
     pub(crate) fn write(
         &mut self,
         p: u32,
+        patients: &mut PatientTable,
         kind: usize,
         size_bytes: u32,
         at_ns: u64,
         consortium: &Consortium,
     ) -> Tx {
-        let n = self.state[p as usize].records;
-        self.state[p as usize].records = n.saturating_add(1);
+        let mut st = patients.state(p);
+        self.write_state(p, &mut st, patients, kind, size_bytes, at_ns, consortium)
+    }
+
+    /// [`Hospital::write`] given patient `p`'s current state `st` (updated, and stored).
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn write_state(
+        &mut self,
+        p: u32,
+        st: &mut PatientState,
+        patients: &mut PatientTable,
+        kind: usize,
+        size_bytes: u32,
+        at_ns: u64,
+        consortium: &Consortium,
+    ) -> Tx {
+        let n = st.records;
+        st.records = n.saturating_add(1);
+        patients.set_state(p, *st);
         let record = record_id(p, n);
         Tx::RecordWrite {
             record,
@@ -271,18 +296,32 @@ impl Hospital {
     }
 
     /// An audited read of one of patient `p`'s existing records.
-    #[inline]
-    pub(crate) fn read(&mut self, p: u32, now_ms: u64, consortium: &Consortium) -> Tx {
+    pub(crate) fn read(
+        &mut self,
+        p: u32,
+        patients: &PatientTable,
+        now_ms: u64,
+        consortium: &Consortium,
+    ) -> Tx {
         let prior = self.prior_records(p);
-        self.read_among(p, prior, now_ms, consortium)
+        let written = patients.state(p).records;
+        self.read_among(p, prior, written, now_ms, consortium)
     }
 
-    /// [`Hospital::read`] given patient `p`'s historic record count `prior`.
+    /// [`Hospital::read`] given patient `p`'s historic record count `prior` and count of
+    /// records written in the run `written`.
     #[inline]
-    fn read_among(&mut self, p: u32, prior: u32, now_ms: u64, consortium: &Consortium) -> Tx {
+    fn read_among(
+        &mut self,
+        p: u32,
+        prior: u32,
+        written: u32,
+        now_ms: u64,
+        consortium: &Consortium,
+    ) -> Tx {
         let patient = PatientId(p as u64);
         let home = consortium.home_hospital(patient);
-        let written = self.state[p as usize].records.min(MAX_RECORDS_PER_PATIENT);
+        let written = written.min(MAX_RECORDS_PER_PATIENT);
         // Uniform over the historic records and those written in the run (record 0 when
         // there are none: a trace row may read a patient without records).
         let k = self.rng.below((prior as u64 + written as u64).max(1));
@@ -319,8 +358,8 @@ impl Hospital {
     }
 
     /// Number of records patient `p` has (trace replay).
-    pub(crate) fn record_count(&self, p: u32) -> u32 {
-        self.state[p as usize].records
+    pub(crate) fn record_count(patients: &PatientTable, p: u32) -> u32 {
+        patients.state(p).records
     }
 
     /// Resource-kind index for a trace row (kinds cycle with the record number).
