@@ -87,6 +87,8 @@ pub(crate) struct Hospital {
     clinicians: u64,
     /// `cfg.warm_start`.
     warm_start: bool,
+    /// The next [`Hospital::next`] call's patient draw, already taken from `rng`.
+    ahead: Option<u64>,
     /// Every organisation id (for choosing a foreign accessor).
     org_count: u64,
     /// Reads turned into writes because the patient had no record yet.
@@ -117,6 +119,7 @@ impl Hospital {
             consent_duration_ms,
             clinicians: cfg.clinicians_per_hospital as u64,
             warm_start: cfg.warm_start,
+            ahead: None,
             org_count: consortium.orgs().len() as u64,
             owed_reads: 0,
             historic: historic_records(cfg, consortium),
@@ -149,6 +152,12 @@ impl Hospital {
 
     /// The next hospital transaction for a patient drawn from `patients` (whose state
     /// it reads and updates).
+    ///
+    /// The patient draw of the *next* call is taken from the stream at the end of this
+    /// one (it is the stream's next draw either way: every hospital draw between two
+    /// calls is made by this function) and its table entries are loaded then, so their
+    /// cache misses overlap with the simulator's work instead of stalling the next
+    /// request. The generated stream is the same as drawing at the start of each call.
     #[inline]
     pub(crate) fn next(
         &mut self,
@@ -156,7 +165,26 @@ impl Hospital {
         patients: &mut PatientTable,
         consortium: &Consortium,
     ) -> (Tx, WorkloadKind) {
-        let p = patients.sample(&mut self.rng) as u32;
+        let r = match self.ahead.take() {
+            Some(r) => r,
+            None => self.rng.next_u64(),
+        };
+        let out = self.next_for(patients.sample_with(r) as u32, at_ns, patients, consortium);
+        let r = self.rng.next_u64();
+        self.ahead = Some(r);
+        patients.touch(r);
+        out
+    }
+
+    /// [`Hospital::next`] for patient `p`.
+    #[inline]
+    fn next_for(
+        &mut self,
+        p: u32,
+        at_ns: u64,
+        patients: &mut PatientTable,
+        consortium: &Consortium,
+    ) -> (Tx, WorkloadKind) {
         let now_ms = at_ns / 1_000_000;
         let mut st = patients.state(p);
         if st.consent_until_ms <= now_ms {
@@ -303,6 +331,8 @@ impl Hospital {
         now_ms: u64,
         consortium: &Consortium,
     ) -> Tx {
+        // Trace replay never mixes with `next` (whose draw-ahead would reorder draws).
+        debug_assert!(self.ahead.is_none(), "read after next");
         let prior = self.prior_records(p);
         let written = patients.state(p).records;
         self.read_among(p, prior, written, now_ms, consortium)

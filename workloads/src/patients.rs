@@ -44,21 +44,14 @@ pub(crate) struct PatientState {
     pub(crate) revoke_next: bool,
 }
 
-/// One patient's slot: 16 bytes, 16-aligned, so it never straddles a cache line.
-#[derive(Clone, Copy, Debug)]
-#[repr(C, align(16))]
-struct Slot {
-    /// Alias entry of outcome `i`: alias in the high half, acceptance threshold in the
-    /// low half (as in `PackedAlias`).
-    alias: u64,
-    /// Patient `i`'s hospital state, packed (see the `*_BIT`/`*_SHIFT` constants).
-    state: u64,
-}
-
 /// Patient-activity sampler and per-patient hospital state (see the module docs).
 #[derive(Clone, Debug)]
 pub(crate) struct PatientTable {
-    slots: Vec<Slot>,
+    /// Alias entry of outcome `i`: alias in the high half, acceptance threshold in the
+    /// low half (as in `PackedAlias`).
+    alias: Vec<u64>,
+    /// Patient `i`'s hospital state, packed (see the `*_BIT`/`*_SHIFT` constants).
+    state: Vec<u64>,
     /// Exact run-written record counts of patients whose inline count is saturated.
     /// Only looked up by patient, never iterated.
     records_overflow: FxHashMap<u32, u32>,
@@ -84,18 +77,19 @@ impl PatientTable {
         if !(total > 0.0 && total.is_finite()) {
             return None;
         }
-        let mut slots: Vec<Slot> = (0..n)
-            .map(|i| Slot {
-                alias: ((i as u64) << 32) | u32::MAX as u64,
-                state: encode(PatientState {
+        let mut alias: Vec<u64> = (0..n as u64).map(|i| (i << 32) | u32::MAX as u64).collect();
+        sorted_alias(weights, total, |i, entry| alias[i] = entry);
+        let state = (0..n)
+            .map(|i| {
+                encode(PatientState {
                     consent_until_ms: consent_until_ms(i),
                     ..PatientState::default()
-                }),
+                })
             })
             .collect();
-        sorted_alias(weights, total, |i, entry| slots[i].alias = entry);
         Some(PatientTable {
-            slots,
+            alias,
+            state,
             records_overflow: FxHashMap::default(),
         })
     }
@@ -103,7 +97,7 @@ impl PatientTable {
     /// Number of patients.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.alias.len()
     }
 
     /// Draw a patient (one 64-bit draw from `rng`).
@@ -116,10 +110,10 @@ impl PatientTable {
     /// `r × len`, the coin from the low part.
     #[inline]
     pub(crate) fn sample_with(&self, r: u64) -> usize {
-        let m = (r as u128) * (self.slots.len() as u128);
+        let m = (r as u128) * (self.alias.len() as u128);
         let i = (m >> 64) as usize;
         let coin = ((m as u64) >> 32) as u32;
-        let e = self.slots[i].alias;
+        let e = self.alias[i];
         if coin < e as u32 {
             i
         } else {
@@ -127,10 +121,19 @@ impl PatientTable {
         }
     }
 
+    /// Load the table entries the draw `r` will read ([`PatientTable::sample_with`] and
+    /// the drawn patient's state), without using them: called one request ahead, so the
+    /// cache misses overlap with other work (safe Rust has no prefetch instruction).
+    #[inline]
+    pub(crate) fn touch(&self, r: u64) {
+        let p = self.sample_with(r);
+        std::hint::black_box(self.state[p]);
+    }
+
     /// Patient `p`'s hospital state.
     #[inline]
     pub(crate) fn state(&self, p: u32) -> PatientState {
-        let w = self.slots[p as usize].state;
+        let w = self.state[p as usize];
         let inline = (w >> RECORDS_SHIFT) as u32;
         PatientState {
             consent_until_ms: w & CONSENT_MASK,
@@ -150,7 +153,7 @@ impl PatientTable {
         if st.records >= RECORDS_INLINE_MAX {
             self.records_overflow.insert(p, st.records);
         }
-        self.slots[p as usize].state = encode(st);
+        self.state[p as usize] = encode(st);
     }
 }
 
