@@ -187,6 +187,7 @@ impl Generator {
             &cfg.hospital,
             consortium,
             Stream::new(seed, "workload/hospital"),
+            Stream::new(seed, "workload/hospital/patients"),
         );
         let patients = PatientTable::new(
             &weights,

@@ -61,6 +61,10 @@ const RESOURCE_KINDS: [ResourceKind; 7] = [
     ResourceKind::DocumentReference,
 ];
 
+/// Patients drawn ahead per batch by [`Hospital::next`]: enough independent cache misses
+/// in flight to hide most of the memory latency, few enough to stay in cache until used.
+pub(crate) const PATIENTS_AHEAD: usize = 16;
+
 /// Scope the home hospital is granted.
 const HOME_SCOPE: ConsentScope = ConsentScope(
     ConsentScope::READ_RECORDS.0 | ConsentScope::READ_IMAGING.0 | ConsentScope::CLAIMS.0,
@@ -87,8 +91,12 @@ pub(crate) struct Hospital {
     clinicians: u64,
     /// `cfg.warm_start`.
     warm_start: bool,
-    /// The next [`Hospital::next`] call's patient draw, already taken from `rng`.
-    ahead: Option<u64>,
+    /// Draws the patients of [`Hospital::next`] (stream `workload/hospital/patients`).
+    patient_rng: Stream,
+    /// Patients of the next [`Hospital::next`] calls, drawn ahead; `ahead[ahead_next..]`
+    /// are still to be used.
+    ahead: [u32; PATIENTS_AHEAD],
+    ahead_next: usize,
     /// Every organisation id (for choosing a foreign accessor).
     org_count: u64,
     /// Reads turned into writes because the patient had no record yet.
@@ -100,7 +108,12 @@ pub(crate) struct Hospital {
 impl Hospital {
     /// The per-patient state lives in the [`PatientTable`], initialised by
     /// [`Hospital::initial_consent_until_ms`].
-    pub(crate) fn new(cfg: &HospitalConfig, consortium: &Consortium, rng: Stream) -> Hospital {
+    pub(crate) fn new(
+        cfg: &HospitalConfig,
+        consortium: &Consortium,
+        rng: Stream,
+        patient_rng: Stream,
+    ) -> Hospital {
         let weights = cfg.resource_weights.as_array();
         let resources = PackedAlias::new(&weights)
             .unwrap_or_else(|| panic!("validated resource weights rejected: {weights:?}"));
@@ -119,7 +132,9 @@ impl Hospital {
             consent_duration_ms,
             clinicians: cfg.clinicians_per_hospital as u64,
             warm_start: cfg.warm_start,
-            ahead: None,
+            patient_rng,
+            ahead: [0; PATIENTS_AHEAD],
+            ahead_next: PATIENTS_AHEAD,
             org_count: consortium.orgs().len() as u64,
             owed_reads: 0,
             historic: historic_records(cfg, consortium),
@@ -153,11 +168,11 @@ impl Hospital {
     /// The next hospital transaction for a patient drawn from `patients` (whose state
     /// it reads and updates).
     ///
-    /// The patient draw of the *next* call is taken from the stream at the end of this
-    /// one (it is the stream's next draw either way: every hospital draw between two
-    /// calls is made by this function) and its table entries are loaded then, so their
-    /// cache misses overlap with the simulator's work instead of stalling the next
-    /// request. The generated stream is the same as drawing at the start of each call.
+    /// Patients are drawn [`PATIENTS_AHEAD`] at a time from their own stream
+    /// (`workload/hospital/patients`), and the batch's table entries are loaded together:
+    /// with a large panel each draw's alias entry and state are cache misses, and
+    /// independent misses overlap (the draws are those of sequential sampling from that
+    /// stream, so the distribution is the alias table's, as before).
     #[inline]
     pub(crate) fn next(
         &mut self,
@@ -165,15 +180,13 @@ impl Hospital {
         patients: &mut PatientTable,
         consortium: &Consortium,
     ) -> (Tx, WorkloadKind) {
-        let r = match self.ahead.take() {
-            Some(r) => r,
-            None => self.rng.next_u64(),
-        };
-        let out = self.next_for(patients.sample_with(r) as u32, at_ns, patients, consortium);
-        let r = self.rng.next_u64();
-        self.ahead = Some(r);
-        patients.touch(r);
-        out
+        if self.ahead_next == PATIENTS_AHEAD {
+            patients.sample_batch(&mut self.patient_rng, &mut self.ahead);
+            self.ahead_next = 0;
+        }
+        let p = self.ahead[self.ahead_next];
+        self.ahead_next += 1;
+        self.next_for(p, at_ns, patients, consortium)
     }
 
     /// [`Hospital::next`] for patient `p`.
@@ -331,8 +344,6 @@ impl Hospital {
         now_ms: u64,
         consortium: &Consortium,
     ) -> Tx {
-        // Trace replay never mixes with `next` (whose draw-ahead would reorder draws).
-        debug_assert!(self.ahead.is_none(), "read after next");
         let prior = self.prior_records(p);
         let written = patients.state(p).records;
         self.read_among(p, prior, written, now_ms, consortium)

@@ -121,13 +121,20 @@ impl PatientTable {
         }
     }
 
-    /// Load the table entries the draw `r` will read ([`PatientTable::sample_with`] and
-    /// the drawn patient's state), without using them: called one request ahead, so the
-    /// cache misses overlap with other work (safe Rust has no prefetch instruction).
+    /// Fill `out` with consecutive draws from `rng` (exactly what as many
+    /// [`PatientTable::sample`] calls return) and load the drawn patients' states: the
+    /// draws are independent, so their cache misses overlap instead of stalling one
+    /// request each (safe Rust has no prefetch instruction; plain loads do the job).
     #[inline]
-    pub(crate) fn touch(&self, r: u64) {
-        let p = self.sample_with(r);
-        std::hint::black_box(self.state[p]);
+    pub(crate) fn sample_batch(&self, rng: &mut simrand::Stream, out: &mut [u32]) {
+        for p in out.iter_mut() {
+            *p = self.sample(rng) as u32;
+        }
+        let mut touched = 0u64;
+        for &p in out.iter() {
+            touched ^= self.state[p as usize];
+        }
+        std::hint::black_box(touched);
     }
 
     /// Patient `p`'s hospital state.
