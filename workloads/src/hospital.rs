@@ -408,3 +408,108 @@ impl Hospital {
         (n as usize) % RESOURCE_KINDS.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consortium::ConsortiumConfig;
+
+    fn patient_of(tx: &Tx) -> u32 {
+        match tx {
+            Tx::RecordWrite { patient, .. }
+            | Tx::RecordAccess { patient, .. }
+            | Tx::ConsentGrant { patient, .. }
+            | Tx::ConsentRevoke { patient, .. } => patient.0 as u32,
+            other => panic!("not a hospital transaction: {other:?}"),
+        }
+    }
+
+    /// Counts per bin of about equal probability mass under `weights` (sorted).
+    fn binned(counts: &[u64], weights: &[f64], bins: usize) -> Vec<(u64, f64)> {
+        let total: f64 = weights.iter().sum();
+        let mut out = vec![(0u64, 0.0f64)];
+        for (c, w) in counts.iter().zip(weights) {
+            let last = out.last_mut().expect("one bin");
+            last.0 += c;
+            last.1 += w / total;
+            if last.1 >= 1.0 / bins as f64 {
+                out.push((0, 0.0));
+            }
+        }
+        out.retain(|b| b.1 > 0.0);
+        out
+    }
+
+    #[test]
+    fn batched_patient_draws_have_the_alias_tables_distribution() {
+        let n = 5_000u32;
+        let mut rng = Stream::new(3, "test/weights");
+        let mut weights: Vec<f64> = (0..n).map(|_| rng.lognormal(0.0, 1.6)).collect();
+        weights.sort_unstable_by(|a, b| b.total_cmp(a));
+        let cfg = HospitalConfig::default();
+        let consortium = Consortium::new(
+            &ConsortiumConfig {
+                patients: n,
+                ..ConsortiumConfig::default()
+            },
+            1,
+        )
+        .expect("valid consortium");
+        let mut h = Hospital::new(
+            &cfg,
+            &consortium,
+            Stream::new(3, "test/hospital"),
+            Stream::new(3, "test/hospital/patients"),
+        );
+        let mut table = PatientTable::new(
+            &weights,
+            h.initial_consent_until_ms(Stream::new(3, "test/w")),
+        )
+        .expect("valid weights");
+
+        // The batches are exactly sequential draws from the patient stream.
+        let mut sequential = Stream::new(3, "test/hospital/patients");
+        let draws = 400_000usize;
+        let mut new_counts = vec![0u64; n as usize];
+        for k in 0..draws {
+            let (tx, _) = h.next(k as u64 * 1_000_000, &mut table, &consortium);
+            let p = patient_of(&tx);
+            assert_eq!(p as usize, table.sample(&mut sequential), "draw {k}");
+            new_counts[p as usize] += 1;
+        }
+
+        // Same distribution as the sampler it replaces (one alias draw per request from
+        // the hospital stream), and as the weights.
+        let old = PackedAlias::new(&weights).expect("valid weights");
+        let mut old_rng = Stream::new(4, "test/old");
+        let mut old_counts = vec![0u64; n as usize];
+        for _ in 0..draws {
+            old_counts[old.sample(&mut old_rng)] += 1;
+        }
+        let (a, b) = (
+            binned(&new_counts, &weights, 40),
+            binned(&old_counts, &weights, 40),
+        );
+        assert_eq!(a.len(), b.len());
+        // Two-sample chi-square, and goodness of fit of the new draws; 40 bins, so a
+        // statistic above 100 has probability below 1e-6 under the same distribution.
+        let two_sample: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x.0 as f64 - y.0 as f64).powi(2) / (x.0 + y.0) as f64)
+            .sum();
+        let fit: f64 = a
+            .iter()
+            .map(|&(x, mass)| {
+                let e = mass * draws as f64;
+                (x as f64 - e).powi(2) / e
+            })
+            .sum();
+        assert!(two_sample < 100.0, "two-sample chi-square {two_sample}");
+        assert!(fit < 100.0, "goodness-of-fit chi-square {fit}");
+        // The busiest patient's share matches its weight.
+        let share = new_counts[0] as f64 / draws as f64;
+        let expected = weights[0] / weights.iter().sum::<f64>();
+        assert!((share - expected).abs() < 5.0 * (expected / draws as f64).sqrt() + 1e-4);
+    }
+}
