@@ -18,8 +18,10 @@
 //! out of order, and the ledger then rejects them, as it would in reality.
 //!
 //! Streams: `workload/mix`, `workload/arrival`, `workload/closed`, `workload/patients`,
-//! `workload/hospital`, `workload/imaging`, `workload/claims`, `workload/supply`,
-//! `workload/payment`; enabling a workload does not shift another's draws.
+//! `workload/hospital`, `workload/hospital/patients` (which patient each hospital
+//! request is for), `workload/hospital/warm-start`, `workload/imaging`,
+//! `workload/claims`, `workload/supply`, `workload/payment`; enabling a workload does
+//! not shift another's draws.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -28,7 +30,7 @@ use ledger_core::types::{ClaimId, OrgId, PatientId, StudyId, Tx};
 use rustc_hash::FxHashMap;
 use simrand::Stream;
 
-use crate::patients::PatientTable;
+use crate::patients::{sort_descending, PatientTable};
 use crate::synth::LognormalTable;
 
 use crate::arrival::ArrivalProcess;
@@ -177,11 +179,11 @@ impl Generator {
         let n = consortium.patients() as usize;
         let mut weights_rng = Stream::new(seed, "workload/patients");
         let sigma = cfg.hospital.patient_activity_sigma;
-        let mut weights: Vec<f64> = (0..n).map(|_| weights_rng.lognormal(0.0, sigma)).collect();
+        let weights: Vec<f64> = (0..n).map(|_| weights_rng.lognormal(0.0, sigma)).collect();
         // Patient ids by decreasing activity: the busiest patients' state shares cache
         // lines, which keeps generation fast with large panels. Which id is busy does
         // not matter to the ledger (patients are routed by a hash of the id).
-        weights.sort_unstable_by(|a, b| b.total_cmp(a));
+        let weights = sort_descending(weights);
         let day_ns = secs_to_ns(cfg.arrival.day_length_s).max(1);
         let hospital = Hospital::new(
             &cfg.hospital,
@@ -312,7 +314,7 @@ impl Generator {
         &self.stats
     }
 
-    /// Patient-activity weights' sampler (for analysis and tests).
+    /// The consortium the requests are drawn over.
     pub fn consortium(&self) -> &Consortium {
         &self.consortium
     }
