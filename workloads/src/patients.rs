@@ -190,7 +190,8 @@ fn sorted_alias(weights: &[f64], total: f64, mut put: impl FnMut(usize, u64)) {
     let n = weights.len();
     let scaled = |i: usize| weights[i] * n as f64 / total;
     // Large outcomes are 0..k, small ones k..n.
-    let k = weights.partition_point(|w| !(w * n as f64 / total < 1.0));
+    // (Never NaN: weights and total are finite, total positive.)
+    let k = weights.partition_point(|w| w * n as f64 / total >= 1.0);
     // Next small outcome from the suffix (popped from the end), and the count left.
     let mut small_left = n - k;
     // A large outcome that became small: (index, scaled weight); popped first.
@@ -261,7 +262,7 @@ pub(crate) fn sort_descending(v: Vec<f64>) -> Vec<f64> {
     }
     let mut tmp = vec![0u64; n];
     for (d, c) in counts.iter().enumerate() {
-        if c.iter().any(|&x| x == n) {
+        if c.contains(&n) {
             continue; // every key has the same digit: the pass would not move anything
         }
         let mut next = [0usize; 256];
