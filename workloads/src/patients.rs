@@ -127,8 +127,16 @@ impl PatientTable {
     /// request each (safe Rust has no prefetch instruction; plain loads do the job).
     #[inline]
     pub(crate) fn sample_batch(&self, rng: &mut simrand::Stream, out: &mut [u32]) {
+        let n = self.alias.len() as u128;
         for p in out.iter_mut() {
-            *p = self.sample(rng) as u32;
+            // `sample_with`, branch-free: a mispredicted branch on one entry would
+            // discard the loads issued after it.
+            let m = (rng.next_u64() as u128) * n;
+            let i = (m >> 64) as u64;
+            let coin = ((m as u64) >> 32) as u32;
+            let e = self.alias[i as usize];
+            let take_alias = ((coin >= e as u32) as u64).wrapping_neg();
+            *p = (i ^ ((i ^ (e >> 32)) & take_alias)) as u32;
         }
         let mut touched = 0u64;
         for &p in out.iter() {
