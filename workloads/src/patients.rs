@@ -53,7 +53,7 @@ pub(crate) struct PatientTable {
     /// Patient `i`'s hospital state, packed (see the `*_BIT`/`*_SHIFT` constants).
     state: Vec<u64>,
     /// Exact run-written record counts of patients whose inline count is saturated.
-    /// Only looked up by patient, never iterated.
+    /// Only looked up by patient, never iterated; at most one entry per patient.
     records_overflow: FxHashMap<u32, u32>,
 }
 
