@@ -62,6 +62,44 @@ fn bench_generation(c: &mut Criterion<ThreadCpuTime>) {
         });
     }
     group.finish();
+
+    // The reference large run's panel (scenarios/large.toml): 78 organisations,
+    // 1,000,000 patients. Per-patient state no longer fits in cache, so this case shows
+    // the cost of the generator's memory accesses, which the 100,000-patient cases hide.
+    let large = ConsortiumConfig {
+        hospitals: 40,
+        imaging_centres: 10,
+        insurers: 8,
+        pharmacies: 20,
+        patients: 1_000_000,
+        ..ConsortiumConfig::default()
+    };
+    let large = Consortium::new(&large, 1).expect("large consortium");
+    let cfg = WorkloadConfig::default();
+    let mut group = c.benchmark_group("workload_generate_1m_patients");
+    group.throughput(Throughput::Elements(BATCH));
+    let mut g = Generator::new(&cfg, &large, 20_000.0, 42).expect("valid config");
+    for _ in 0..BATCH {
+        black_box(g.next_request());
+    }
+    group.bench_function("default_mix", |b| {
+        b.iter(|| {
+            for _ in 0..BATCH {
+                black_box(g.next_request());
+            }
+        })
+    });
+    group.finish();
+
+    // Start-up: building the generator for 1,000,000 patients (patient-activity table,
+    // per-patient state), once per run.
+    let mut group = c.benchmark_group("workload_generator_new");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(large.patients() as u64));
+    group.bench_function("1m_patients", |b| {
+        b.iter(|| black_box(Generator::new(&cfg, &large, 20_000.0, 42).expect("valid config")))
+    });
+    group.finish();
 }
 
 criterion_group! {

@@ -12,7 +12,7 @@
 use ledger_core::types::{ClaimId, OrgId, PatientId, Tx};
 use simrand::Stream;
 
-use crate::synth::PackedAlias;
+use crate::patients::PatientTable;
 
 use crate::config::ClaimsConfig;
 use crate::consortium::Consortium;
@@ -102,7 +102,7 @@ impl Claims {
     pub(crate) fn start(
         &mut self,
         at_ns: u64,
-        patients: &PackedAlias,
+        patients: &PatientTable,
         consortium: &Consortium,
     ) -> Option<(Tx, ClaimFlow, u64)> {
         let claim = self.next_claim;

@@ -9,7 +9,6 @@
 //! Organisation ids are dense: `OrgId(i)` is `orgs()[i]`, hospitals first, then imaging
 //! centres, insurers and pharmacies. Patient ids are `PatientId(0..patients)`.
 
-use ledger_core::genesis::round_robin_home;
 use ledger_core::types::{AmountCents, OrgId, OrgKind, PatientId};
 use serde::{Deserialize, Serialize};
 use simrand::Stream;
@@ -164,8 +163,6 @@ pub struct Consortium {
     imaging_centres: Vec<OrgId>,
     insurers: Vec<OrgId>,
     pharmacies: Vec<OrgId>,
-    /// Per patient: index of the home hospital's OrgId.
-    home: Vec<u32>,
     /// Per patient: the insurer the provider bills (OrgId.0).
     billed: Vec<u32>,
     /// Per patient: covering insurer on the ledger (OrgId.0) or NONE.
@@ -227,16 +224,15 @@ impl Consortium {
 
         let n = cfg.patients as usize;
         let mut rng = Stream::new(seed, "consortium");
-        let mut home = Vec::with_capacity(n);
         let mut billed = Vec::with_capacity(n);
         let mut covered = Vec::with_capacity(n);
         let mut coverage = Vec::with_capacity(n);
         // Home hospital: round-robin, so hospitals have equal patient panels; if there
         // is no hospital, patients are homed at the first organisation.
+        // The rule ledger-core's genesis uses for historic records' custodians, computed
+        // on demand by `home_hospital` (a per-patient table would cost a cache miss per
+        // request with a large panel).
         for p in 0..n {
-            // The rule ledger-core's genesis uses for historic records' custodians.
-            let h = round_robin_home(&hospitals, OrgId(0), PatientId(p as u64)).0 as u32;
-            home.push(h);
             if insurers.is_empty() {
                 billed.push(NONE);
                 covered.push(NONE);
@@ -271,7 +267,6 @@ impl Consortium {
             imaging_centres,
             insurers,
             pharmacies,
-            home,
             billed,
             covered,
         })
@@ -316,7 +311,16 @@ impl Consortium {
     /// Panics if `patient` is out of range.
     #[inline]
     pub fn home_hospital(&self, patient: PatientId) -> OrgId {
-        OrgId(self.home[patient.0 as usize] as u64)
+        assert!(
+            patient.0 < self.spec.patients as u64,
+            "patient {} out of range",
+            patient.0
+        );
+        // Patient ids fit in u32 (MAX_PATIENTS): a 32-bit division is cheaper.
+        match self.hospitals.len() {
+            0 => OrgId(0),
+            h => self.hospitals[(patient.0 as u32 % h as u32) as usize],
+        }
     }
 
     /// The insurer a provider bills for this patient (from eligibility), if any insurer
@@ -333,5 +337,37 @@ impl Consortium {
     pub fn coverage(&self, patient: PatientId) -> Option<OrgId> {
         let c = self.covered[patient.0 as usize];
         (c != NONE).then_some(OrgId(c as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::genesis::round_robin_home;
+
+    #[test]
+    fn home_hospital_is_the_genesis_round_robin_rule() {
+        for hospitals in [0, 1, 3, 40] {
+            let cfg = ConsortiumConfig {
+                hospitals,
+                patients: 10_000,
+                ..ConsortiumConfig::default()
+            };
+            let c = Consortium::new(&cfg, 7).expect("valid consortium");
+            for p in 0..cfg.patients as u64 {
+                assert_eq!(
+                    c.home_hospital(PatientId(p)),
+                    round_robin_home(c.hospitals(), OrgId(0), PatientId(p)),
+                    "hospitals {hospitals}, patient {p}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "out of range")]
+    fn home_hospital_rejects_unknown_patients() {
+        let c = Consortium::new(&ConsortiumConfig::default(), 7).expect("valid consortium");
+        c.home_hospital(PatientId(c.patients() as u64));
     }
 }

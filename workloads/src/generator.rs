@@ -18,8 +18,10 @@
 //! out of order, and the ledger then rejects them, as it would in reality.
 //!
 //! Streams: `workload/mix`, `workload/arrival`, `workload/closed`, `workload/patients`,
-//! `workload/hospital`, `workload/imaging`, `workload/claims`, `workload/supply`,
-//! `workload/payment`; enabling a workload does not shift another's draws.
+//! `workload/hospital`, `workload/hospital/patients` (which patient each hospital
+//! request is for), `workload/hospital/warm-start`, `workload/imaging`,
+//! `workload/claims`, `workload/supply`, `workload/payment`; enabling a workload does
+//! not shift another's draws.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -28,7 +30,8 @@ use ledger_core::types::{ClaimId, OrgId, PatientId, StudyId, Tx};
 use rustc_hash::FxHashMap;
 use simrand::Stream;
 
-use crate::synth::{LognormalTable, PackedAlias};
+use crate::patients::{sort_descending, PatientTable};
+use crate::synth::LognormalTable;
 
 use crate::arrival::ArrivalProcess;
 use crate::claims::{day_factor, ClaimFlow, Claims};
@@ -125,7 +128,8 @@ pub struct Generator {
     cum_day: u64,
     day_ns: u64,
     claims_cfg: ClaimsConfig,
-    patients: PackedAlias,
+    /// Patient-activity sampler and per-patient hospital state.
+    patients: PatientTable,
     consortium: Consortium,
     hospital: Hospital,
     imaging: Imaging,
@@ -175,25 +179,30 @@ impl Generator {
         let n = consortium.patients() as usize;
         let mut weights_rng = Stream::new(seed, "workload/patients");
         let sigma = cfg.hospital.patient_activity_sigma;
-        let mut weights: Vec<f64> = (0..n).map(|_| weights_rng.lognormal(0.0, sigma)).collect();
+        let weights: Vec<f64> = (0..n).map(|_| weights_rng.lognormal(0.0, sigma)).collect();
         // Patient ids by decreasing activity: the busiest patients' state shares cache
         // lines, which keeps generation fast with large panels. Which id is busy does
         // not matter to the ledger (patients are routed by a hash of the id).
-        weights.sort_unstable_by(|a, b| b.total_cmp(a));
-        let patients = PackedAlias::new(&weights).ok_or_else(|| {
-            ConfigError::invalid(
-                "hospital.patient_activity_sigma",
-                "patient activity weights are not usable (overflow)",
-            )
-        })?;
-
+        let weights = sort_descending(weights);
         let day_ns = secs_to_ns(cfg.arrival.day_length_s).max(1);
         let hospital = Hospital::new(
             &cfg.hospital,
             consortium,
             Stream::new(seed, "workload/hospital"),
-            Stream::new(seed, "workload/hospital/warm-start"),
+            Stream::new(seed, "workload/hospital/patients"),
         );
+        let patients = PatientTable::new(
+            &weights,
+            hospital.initial_consent_until_ms(Stream::new(seed, "workload/hospital/warm-start")),
+        )
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                "hospital.patient_activity_sigma",
+                "patient activity weights are not usable (overflow)",
+            )
+        })?;
+        drop(weights);
+
         let imaging = Imaging::new(
             &cfg.imaging,
             consortium,
@@ -305,7 +314,7 @@ impl Generator {
         &self.stats
     }
 
-    /// Patient-activity weights' sampler (for analysis and tests).
+    /// The consortium the requests are drawn over.
     pub fn consortium(&self) -> &Consortium {
         &self.consortium
     }
@@ -511,7 +520,9 @@ impl Generator {
         let family = self.pick_family(at_ns);
         match family {
             HOSPITAL => {
-                let (tx, kind) = self.hospital.next(at_ns, &self.patients, &self.consortium);
+                let (tx, kind) = self
+                    .hospital
+                    .next(at_ns, &mut self.patients, &self.consortium);
                 (self.request(at_ns, 0, kind, tx, 0, true), None)
             }
             IMAGING => {
@@ -528,7 +539,9 @@ impl Generator {
                 ),
                 None => {
                     // Unreachable with a validated consortium (claims need an insurer).
-                    let (tx, kind) = self.hospital.next(at_ns, &self.patients, &self.consortium);
+                    let (tx, kind) =
+                        self.hospital
+                            .next(at_ns, &mut self.patients, &self.consortium);
                     (self.request(at_ns, 0, kind, tx, 0, true), None)
                 }
             },
@@ -596,19 +609,29 @@ impl Generator {
         let tx = match row.kind {
             WorkloadKind::HospitalWrite => {
                 let p = (key % patients) as u32;
-                let kind = Hospital::kind_for_record(self.hospital.record_count(p));
+                let kind = Hospital::kind_for_record(Hospital::record_count(&self.patients, p));
                 let size = size.min(u32::MAX as u64) as u32;
-                self.hospital
-                    .write(p, kind, size, row.time_ns, &self.consortium)
+                self.hospital.write(
+                    p,
+                    &mut self.patients,
+                    kind,
+                    size,
+                    row.time_ns,
+                    &self.consortium,
+                )
             }
-            WorkloadKind::HospitalRead => {
-                self.hospital
-                    .read((key % patients) as u32, now_ms, &self.consortium)
-            }
-            WorkloadKind::Consent => {
-                self.hospital
-                    .grant((key % patients) as u32, now_ms, &self.consortium)
-            }
+            WorkloadKind::HospitalRead => self.hospital.read(
+                (key % patients) as u32,
+                &self.patients,
+                now_ms,
+                &self.consortium,
+            ),
+            WorkloadKind::Consent => self.hospital.grant(
+                (key % patients) as u32,
+                &mut self.patients,
+                now_ms,
+                &self.consortium,
+            ),
             WorkloadKind::Imaging => {
                 let patient = PatientId(mix64(key) % patients);
                 return self.imaging.study(

@@ -12,7 +12,7 @@
 use ledger_core::types::{Hash32, Modality, OrgId, PatientId, StudyId, Tx};
 use simrand::{AliasTable, Stream};
 
-use crate::synth::PackedAlias;
+use crate::patients::PatientTable;
 
 use crate::config::{ImagingConfig, ImagingMode};
 use crate::consortium::Consortium;
@@ -88,7 +88,7 @@ impl Imaging {
 
     /// The next study: `(tx, payload_bytes)`.
     #[inline]
-    pub(crate) fn next(&mut self, patients: &PackedAlias) -> (Tx, u64) {
+    pub(crate) fn next(&mut self, patients: &PatientTable) -> (Tx, u64) {
         let p = patients.sample(&mut self.rng) as u64;
         let m = self.modalities.sample(&mut self.rng);
         let (lo, hi) = self.log_bounds[m];

@@ -30,6 +30,7 @@ pub mod consortium;
 pub mod generator;
 mod hospital;
 mod imaging;
+mod patients;
 mod supply;
 mod synth;
 pub mod trace;

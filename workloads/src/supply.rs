@@ -12,7 +12,7 @@
 use ledger_core::types::{OrgId, PackageId, PatientId, SupplyEventKind, Tx};
 use simrand::Stream;
 
-use crate::synth::PackedAlias;
+use crate::patients::PatientTable;
 
 use crate::config::{SupplyChainConfig, MAX_HOPS};
 use crate::consortium::Consortium;
@@ -74,7 +74,7 @@ impl Supply {
 
     /// Commission a new package: the event and its flow, with the delay to its first ship.
     #[inline]
-    pub(crate) fn start(&mut self, patients: &PackedAlias) -> (Tx, SupplyFlow, u64) {
+    pub(crate) fn start(&mut self, patients: &PatientTable) -> (Tx, SupplyFlow, u64) {
         let package = self.next_package;
         self.next_package += 1;
         let hops = self.rng.range_inclusive(self.min_hops, self.max_hops) as usize;
