@@ -11,22 +11,6 @@ use clap::{Args, Parser, Subcommand};
 
 use ledgersim::cmd::{self, Failure};
 
-/// mimalloc instead of glibc malloc (see results/benchmarks.md, "Allocator").
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Lets mimalloc ask the kernel for transparent huge pages (`madvise(MADV_HUGEPAGE)`)
-/// on the memory it maps. A large run touches hundreds of MB at random (ledger state,
-/// per-patient workload state); 2 MiB pages cut its TLB misses and page faults.
-#[allow(unsafe_code)]
-fn allow_huge_pages() {
-    // SAFETY: `mi_option_set` only stores an option value inside mimalloc; it takes no
-    // pointers and is called once, first thing in `main`, before any thread starts.
-    unsafe {
-        libmimalloc_sys::mi_option_set(libmimalloc_sys::mi_option_large_os_pages, 1);
-    }
-}
-
 /// Simulate a sharded healthcare ledger, deterministically, and measure what each
 /// consensus protocol delivers.
 #[derive(Parser, Debug)]
@@ -216,7 +200,6 @@ enum ScenarioAction {
 }
 
 fn main() -> ExitCode {
-    allow_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run {
