@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 
 use crate::block::{receipts_root_of_bytes, BlockHeader};
 use crate::codec::{Encode, MAX_BLOCK_TXS};
-use crate::exec::{execute, Ctx, EscrowPart, Receipt, RejectReason, Write};
+use crate::exec::{execute, hot_keys, Ctx, EscrowPart, Receipt, RejectReason, Write};
 use crate::genesis::{Genesis, GenesisIndex};
 use crate::merkle;
 use crate::routing::{org_shard, shards_of};
@@ -362,6 +362,7 @@ impl ShardLedger {
             "block of {} ops exceeds MAX_BLOCK_TXS",
             ops.len()
         );
+        self.prefetch_state(&ops);
         self.leaf_buf.clear();
         self.leaf_buf.extend(ops.iter().map(ShardOp::id));
         let tx_root = merkle::root(&self.leaf_buf);
@@ -395,6 +396,16 @@ impl ShardLedger {
             header,
             hash,
             receipts,
+        }
+    }
+
+    /// Warms the cache with the state entries the ops will look up first, in one pass of
+    /// independent lookups (see [`State::prefetch`]); execution then finds them in cache.
+    fn prefetch_state(&self, ops: &[ShardOp]) {
+        for op in ops {
+            if let ShardOp::Tx(tx) | ShardOp::Prepare { tx, .. } = op {
+                hot_keys(tx, |k| self.state.prefetch(&k));
+            }
         }
     }
 
