@@ -3,8 +3,10 @@
 //!
 //! # Layout
 //! - `entries`: the `(key, value)` pairs, dense, in insertion order (a removal moves the
-//!   last entry into the hole). Each pair is padded and aligned to whole cache lines (a
-//!   state pair is exactly two), so reading one costs two adjacent lines at most.
+//!   last entry into the hole), stored in fixed chunks of [`CHUNK_ENTRIES`] so growing never
+//!   moves an entry (a doubling `Vec` would copy them all: aligned allocations cannot be
+//!   remapped in place). Each pair is padded and aligned to whole cache lines (a state
+//!   pair is exactly two), so reading one costs two adjacent lines at most.
 //! - `index`: `u64` slots, a power of two of them, linear probing, load at most one half.
 //!   A slot is `0` when empty, else `fingerprint << 32 | (entry position + 1)`, where the
 //!   fingerprint is the high 32 bits of the key's 64-bit hash and the home slot is given
@@ -20,7 +22,7 @@
 //! [`Table::prefetch_entry`] can be issued for every key of a block in two quick passes of
 //! independent loads, which the CPU overlaps, before execution needs them one at a time.
 //! The index (8 bytes a slot) stays small enough to be cache-resident, and growing it
-//! rehashes 8-byte slots, not the entries (which grow as a `Vec`).
+//! rehashes 8-byte slots, not the entries.
 //!
 //! Iteration order is insertion order with removals swapped in: deterministic, but no
 //! decision may depend on it (the state root is a commutative sum).
@@ -31,6 +33,9 @@ use crate::state::Key;
 
 /// Most entries a table may hold: entry positions are stored in 32 bits.
 pub const MAX_TABLE_ENTRIES: usize = u32::MAX as usize - 1;
+/// Entries per chunk of the entry store (a state chunk is 512 KiB).
+pub const CHUNK_ENTRIES: usize = 4096;
+const CHUNK_SHIFT: u32 = CHUNK_ENTRIES.trailing_zeros();
 /// Index slots of an empty table's first allocation.
 const MIN_INDEX_SLOTS: usize = 16;
 
@@ -96,11 +101,78 @@ struct Slot<V> {
     value: V,
 }
 
+/// A dense sequence in fixed-capacity chunks: push and swap-remove without ever moving
+/// the other elements.
+#[derive(Clone, Debug)]
+struct Chunks<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Chunks<T> {
+    fn default() -> Self {
+        Chunks {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> std::ops::Index<usize> for Chunks<T> {
+    type Output = T;
+    #[inline]
+    fn index(&self, i: usize) -> &T {
+        &self.chunks[i >> CHUNK_SHIFT][i & (CHUNK_ENTRIES - 1)]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Chunks<T> {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.chunks[i >> CHUNK_SHIFT][i & (CHUNK_ENTRIES - 1)]
+    }
+}
+
+impl<T> Chunks<T> {
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+    #[inline]
+    fn push(&mut self, x: T) {
+        if self.len & (CHUNK_ENTRIES - 1) == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK_ENTRIES));
+        }
+        self.chunks
+            .last_mut()
+            .expect("a chunk with room")
+            .push(x);
+        self.len += 1;
+    }
+    /// Removes element `i`, moving the last element into its place.
+    fn swap_remove(&mut self, i: usize) -> T {
+        assert!(i < self.len, "swap_remove out of range");
+        let last = self.chunks.last_mut().expect("non-empty").pop().expect("non-empty");
+        if self.chunks.last().is_some_and(Vec::is_empty) {
+            self.chunks.pop();
+        }
+        self.len -= 1;
+        if i == self.len {
+            last
+        } else {
+            std::mem::replace(&mut self[i], last)
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.chunks.iter().flatten()
+    }
+}
+
 /// A map from [`Key`] to `V` (see the module docs).
 #[derive(Clone, Debug)]
 pub struct Table<V, H = MixHash> {
     index: Vec<u64>,
-    entries: Vec<Slot<V>>,
+    entries: Chunks<Slot<V>>,
     hasher: PhantomData<H>,
 }
 
@@ -108,7 +180,7 @@ impl<V, H> Default for Table<V, H> {
     fn default() -> Self {
         Table {
             index: Vec::new(),
-            entries: Vec::new(),
+            entries: Chunks::default(),
             hasher: PhantomData,
         }
     }
@@ -143,7 +215,7 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
     /// Whether the table is empty.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.len() == 0
     }
     /// Keys the table holds room for before its index grows.
     pub fn capacity(&self) -> usize {
@@ -153,7 +225,6 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
     pub fn reserve(&mut self, additional: usize) {
         let need = self.len().saturating_add(additional);
         assert!(need <= MAX_TABLE_ENTRIES, "table exceeds MAX_TABLE_ENTRIES");
-        self.entries.reserve(additional);
         if need * 2 > self.index.len() {
             self.rebuild_index((need * 2).next_power_of_two().max(MIN_INDEX_SLOTS));
         }
@@ -397,6 +468,12 @@ mod tests {
     #[test]
     fn matches_a_btreemap_with_the_production_hash() {
         against_model::<MixHash>(3000, 20_000);
+    }
+
+    #[test]
+    fn entries_span_several_chunks() {
+        // About 7,000 live keys: three chunks, whose boundaries removals keep crossing.
+        against_model::<MixHash>(9_000, 60_000);
     }
 
     #[test]
