@@ -9,9 +9,12 @@
 //!   pair is exactly two), so reading one costs two adjacent lines at most.
 //! - `index`: `u64` slots, a power of two of them, linear probing, load at most one half.
 //!   A slot is `0` when empty, else `fingerprint << 32 | (entry position + 1)`, where the
-//!   fingerprint is the high 32 bits of the key's 64-bit hash and the home slot is given
-//!   by the low bits. A lookup compares full keys only on a fingerprint match, so a probe
-//!   that passes other keys touches their entries only on a 1-in-2^32 false match.
+//!   fingerprint is the high 32 bits of the key's 64-bit hash and the home slot is the
+//!   fingerprint's low bits (so growing the index and shifting slots back on removal never
+//!   read an entry). A lookup compares full keys only on a fingerprint match; keys in one
+//!   probe run mostly share the home bits, so the other `32 - log2(slots)` bits tell them
+//!   apart (a false match, which costs one entry read, is about 1 in 65,536 per passed
+//!   slot at 64 Ki slots).
 //!   Removal shifts the probe run back (no tombstones).
 //!
 //! # Why not `HashMap`
@@ -32,23 +35,23 @@ use std::marker::PhantomData;
 use crate::state::Key;
 
 /// Most entries a table may hold: entry positions are stored in 32 bits.
-pub const MAX_TABLE_ENTRIES: usize = u32::MAX as usize - 1;
+/// (Also keeps the index at most 2^32 slots, all addressable by a fingerprint.)
+pub const MAX_TABLE_ENTRIES: usize = (1 << 31) - 1;
 /// Entries per chunk of the entry store (a state chunk is 512 KiB).
 pub const CHUNK_ENTRIES: usize = 4096;
 const CHUNK_SHIFT: u32 = CHUNK_ENTRIES.trailing_zeros();
 /// Index slots of an empty table's first allocation.
 const MIN_INDEX_SLOTS: usize = 16;
 
-/// A 64-bit hash of a state key: low bits pick the home slot, high bits are the
-/// fingerprint.
+/// A 64-bit hash of a state key: the high 32 bits are the fingerprint, whose low bits
+/// pick the home slot (the low 32 bits of the hash are unused).
 pub trait KeyHash {
     /// The hash of `k`.
     fn hash(k: &Key) -> u64;
 }
 
 /// The production key hash: the key's words folded by two 64×64→128-bit multiplies
-/// (the wyhash mixing step), so every input bit reaches both the low (slot) and the high
-/// (fingerprint) half.
+/// (the wyhash mixing step), so every input bit reaches the high (fingerprint) half.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MixHash;
 
@@ -103,7 +106,7 @@ struct Slot<V> {
 
 /// A dense sequence in fixed-capacity chunks: push and swap-remove without ever moving
 /// the other elements.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Chunks<T> {
     chunks: Vec<Vec<T>>,
     len: usize,
@@ -114,6 +117,25 @@ impl<T> Default for Chunks<T> {
         Chunks {
             chunks: Vec::new(),
             len: 0,
+        }
+    }
+}
+
+/// Clones keep every chunk's full capacity (a derived clone would allocate exactly the
+/// length, and the next push would reallocate and copy the last chunk).
+impl<T: Clone> Clone for Chunks<T> {
+    fn clone(&self) -> Self {
+        Chunks {
+            chunks: self
+                .chunks
+                .iter()
+                .map(|c| {
+                    let mut v = Vec::with_capacity(CHUNK_ENTRIES);
+                    v.extend_from_slice(c);
+                    v
+                })
+                .collect(),
+            len: self.len,
         }
     }
 }
@@ -191,6 +213,12 @@ fn slot_pos(s: u64) -> usize {
     (s as u32 - 1) as usize
 }
 
+/// Home slot of fingerprint-carrying `x` (a hash or a slot) under `mask`.
+#[inline]
+fn home(x: u64, mask: usize) -> usize {
+    (x >> 32) as usize & mask
+}
+
 #[inline]
 fn slot_of(h: u64, pos: usize) -> u64 {
     (h & 0xffff_ffff_0000_0000) | (pos as u64 + 1)
@@ -241,7 +269,7 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
         }
         let mask = self.mask();
         let fp = h >> 32;
-        let mut i = h as usize & mask;
+        let mut i = home(h, mask);
         loop {
             let s = self.index[i];
             if s == 0 {
@@ -281,7 +309,7 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
     #[inline]
     fn place(&mut self, h: u64, pos: usize) {
         let mask = self.mask();
-        let mut i = h as usize & mask;
+        let mut i = home(h, mask);
         while self.index[i] != 0 {
             i = (i + 1) & mask;
         }
@@ -297,7 +325,7 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
             let moved = self.entries[last].key;
             let h = H::hash(&moved);
             let mask = self.mask();
-            let mut i = h as usize & mask;
+            let mut i = home(h, mask);
             loop {
                 let s = self.index[i];
                 assert!(s != 0, "table index lost a moved entry");
@@ -320,10 +348,10 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
             if s == 0 {
                 break;
             }
-            let home = H::hash(&self.entries[slot_pos(s)].key) as usize & mask;
+            let h = home(s, mask);
             // Distance from home to j vs from hole to j (cyclic): the slot may move to
             // the hole iff its home is not strictly between the hole and j.
-            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+            if (j.wrapping_sub(h) & mask) >= (j.wrapping_sub(hole) & mask) {
                 self.index[hole] = s;
                 hole = j;
             }
@@ -331,12 +359,18 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
         }
         self.index[hole] = 0;
     }
+    /// Moves every slot into a fresh index of `slots` slots (slots carry their
+    /// fingerprint, hence their home: no entry is read).
     fn rebuild_index(&mut self, slots: usize) {
         debug_assert!(slots.is_power_of_two());
-        self.index = vec![0; slots];
-        for pos in 0..self.entries.len() {
-            let h = H::hash(&self.entries[pos].key);
-            self.place(h, pos);
+        let old = std::mem::replace(&mut self.index, vec![0; slots]);
+        let mask = self.mask();
+        for s in old.into_iter().filter(|&s| s != 0) {
+            let mut i = home(s, mask);
+            while self.index[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.index[i] = s;
         }
     }
     /// Every `(key, value)`, in the table's (deterministic, meaningless) order.
@@ -352,7 +386,7 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
     /// independent keys lets the CPU overlap their misses.
     #[inline]
     pub fn prefetch_index(&self, h: u64) {
-        if let Some(&s) = self.index.get(h as usize & self.mask()) {
+        if let Some(&s) = self.index.get(home(h, self.mask())) {
             std::hint::black_box(s);
         }
     }
@@ -367,7 +401,7 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
         }
         let mask = self.mask();
         let fp = h >> 32;
-        let mut i = h as usize & mask;
+        let mut i = home(h, mask);
         loop {
             let s = self.index[i];
             if s == 0 {
@@ -416,13 +450,14 @@ mod tests {
             0xdead_beef_0000_0007
         }
     }
-    /// Four homes and two fingerprints: runs interleave and wrap around the index.
+    /// Eight fingerprints, homes among the last few slots: runs interleave and wrap
+    /// around the end of the index.
     struct FewHash;
     impl KeyHash for FewHash {
         fn hash(k: &Key) -> u64 {
             let (_, a, b) = key_words(k);
             let x = a ^ b;
-            ((x & 1) << 32) | (x.wrapping_mul(7) & 3) | 0xc
+            (0xffff_fff8 | (x.wrapping_mul(7) & 7)) << 32
         }
     }
 
@@ -512,6 +547,10 @@ mod tests {
         }
         t.reserve(10_000);
         assert!(t.capacity() >= 10_500);
+        let copy = t.clone();
+        for (i, k) in ks.iter().enumerate() {
+            assert_eq!(copy.get(k), Some(&i));
+        }
         for k in &ks {
             let h = MixHash::hash(k);
             t.prefetch_index(h);
