@@ -7,7 +7,9 @@
 //!   moves an entry (a doubling `Vec` would copy them all: aligned allocations cannot be
 //!   remapped in place). Each pair is padded and aligned to whole cache lines (a state
 //!   pair is exactly two), so reading one costs two adjacent lines at most.
-//! - `index`: `u64` slots, a power of two of them, linear probing, load at most one half.
+//! - `index`: `u64` slots, a power of two of them, linear probing, load at most
+//!   [`MAX_LOAD_NUM`]/[`MAX_LOAD_DEN`] (eight slots share a cache line and the
+//!   fingerprint spares entry reads, so the longer runs of a 3/4 load stay cheap).
 //!   A slot is `0` when empty, else `fingerprint << 32 | (entry position + 1)`, where the
 //!   fingerprint is the high 32 bits of the key's 64-bit hash and the home slot is the
 //!   fingerprint's low bits (so growing the index and shifting slots back on removal never
@@ -40,6 +42,10 @@ pub const MAX_TABLE_ENTRIES: usize = (1 << 31) - 1;
 /// Entries per chunk of the entry store (a state chunk is 512 KiB).
 pub const CHUNK_ENTRIES: usize = 4096;
 const CHUNK_SHIFT: u32 = CHUNK_ENTRIES.trailing_zeros();
+/// Most index load (numerator): the index grows past `len / slots > 3/4`.
+pub const MAX_LOAD_NUM: usize = 3;
+/// Most index load (denominator).
+pub const MAX_LOAD_DEN: usize = 4;
 /// Index slots of an empty table's first allocation.
 const MIN_INDEX_SLOTS: usize = 16;
 
@@ -247,14 +253,15 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
     }
     /// Keys the table holds room for before its index grows.
     pub fn capacity(&self) -> usize {
-        self.index.len() / 2
+        self.index.len() / MAX_LOAD_DEN * MAX_LOAD_NUM
     }
     /// Makes room for `additional` more keys.
     pub fn reserve(&mut self, additional: usize) {
         let need = self.len().saturating_add(additional);
         assert!(need <= MAX_TABLE_ENTRIES, "table exceeds MAX_TABLE_ENTRIES");
-        if need * 2 > self.index.len() {
-            self.rebuild_index((need * 2).next_power_of_two().max(MIN_INDEX_SLOTS));
+        if need > self.capacity() {
+            let slots = (need * MAX_LOAD_DEN).div_ceil(MAX_LOAD_NUM);
+            self.rebuild_index(slots.next_power_of_two().max(MIN_INDEX_SLOTS));
         }
     }
     #[inline]
@@ -296,7 +303,7 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
         if let Some((_, p)) = self.find(&k, h) {
             return Some(std::mem::replace(&mut self.entries[p].value, v));
         }
-        if (self.len() + 1) * 2 > self.index.len() {
+        if self.len() + 1 > self.capacity() {
             self.reserve(1);
         }
         let pos = self.len();
@@ -422,7 +429,7 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
     pub fn check_invariants(&self) {
         let used = self.index.iter().filter(|&&s| s != 0).count();
         assert_eq!(used, self.len(), "index slots disagree with the entry count");
-        assert!(self.len() * 2 <= self.index.len(), "index over half full");
+        assert!(self.len() <= self.capacity(), "index over its load limit");
         for (pos, e) in self.entries.iter().enumerate() {
             let h = H::hash(&e.key);
             let found = self.find(&e.key, h);
