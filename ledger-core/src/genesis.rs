@@ -664,9 +664,11 @@ mod tests {
         let near = coverage
             .iter()
             .flat_map(|(p, _)| [p.0.saturating_sub(1), p.0, p.0 + 1]);
-        let probes = (0..(top + 3).min(5000))
-            .chain(near)
-            .chain([top + 1, u64::MAX, top + DENSE_COVERAGE_SLACK * 4]);
+        let probes = (0..(top + 3).min(5000)).chain(near).chain([
+            top + 1,
+            u64::MAX,
+            top + DENSE_COVERAGE_SLACK * 4,
+        ]);
         for p in probes {
             let p = PatientId(p);
             assert_eq!(idx.get(p), model.get(&p).copied(), "{p:?}");

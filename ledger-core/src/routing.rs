@@ -186,7 +186,9 @@ pub fn shards_of(tx: &Tx, shard_count: u32) -> ShardSet {
         | Tx::RecordAccess { patient, .. }
         | Tx::ImagingAnchor { patient, .. }
         | Tx::ClaimSubmit { patient, .. }
-        | Tx::ClaimAdjudicate { patient, .. } => ShardSet::one(patient_shard(*patient, shard_count)),
+        | Tx::ClaimAdjudicate { patient, .. } => {
+            ShardSet::one(patient_shard(*patient, shard_count))
+        }
         Tx::ConsentGrant {
             patient, grantee, ..
         }
@@ -204,10 +206,9 @@ pub fn shards_of(tx: &Tx, shard_count: u32) -> ShardSet {
             org_shard(*payer, shard_count),
             org_shard(*provider, shard_count),
         ),
-        Tx::Payment { from, to, .. } => ShardSet::two(
-            org_shard(*from, shard_count),
-            org_shard(*to, shard_count),
-        ),
+        Tx::Payment { from, to, .. } => {
+            ShardSet::two(org_shard(*from, shard_count), org_shard(*to, shard_count))
+        }
         Tx::Supply { package, .. } => ShardSet::one(package_shard(*package, shard_count)),
     }
 }

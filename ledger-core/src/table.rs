@@ -171,16 +171,18 @@ impl<T> Chunks<T> {
         if self.len & (CHUNK_ENTRIES - 1) == 0 {
             self.chunks.push(Vec::with_capacity(CHUNK_ENTRIES));
         }
-        self.chunks
-            .last_mut()
-            .expect("a chunk with room")
-            .push(x);
+        self.chunks.last_mut().expect("a chunk with room").push(x);
         self.len += 1;
     }
     /// Removes element `i`, moving the last element into its place.
     fn swap_remove(&mut self, i: usize) -> T {
         assert!(i < self.len, "swap_remove out of range");
-        let last = self.chunks.last_mut().expect("non-empty").pop().expect("non-empty");
+        let last = self
+            .chunks
+            .last_mut()
+            .expect("non-empty")
+            .pop()
+            .expect("non-empty");
         if self.chunks.last().is_some_and(Vec::is_empty) {
             self.chunks.pop();
         }
@@ -294,7 +296,8 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
     /// The value of `k`.
     #[inline]
     pub fn get(&self, k: &Key) -> Option<&V> {
-        self.find(k, H::hash(k)).map(|(_, p)| &self.entries[p].value)
+        self.find(k, H::hash(k))
+            .map(|(_, p)| &self.entries[p].value)
     }
     /// Sets `k` to `v`; returns the previous value.
     #[inline]
@@ -428,7 +431,11 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
     /// through a run without empty slots, and every used slot names a distinct entry.
     pub fn check_invariants(&self) {
         let used = self.index.iter().filter(|&&s| s != 0).count();
-        assert_eq!(used, self.len(), "index slots disagree with the entry count");
+        assert_eq!(
+            used,
+            self.len(),
+            "index slots disagree with the entry count"
+        );
         assert!(self.len() <= self.capacity(), "index over its load limit");
         for (pos, e) in self.entries.iter().enumerate() {
             let h = H::hash(&e.key);
