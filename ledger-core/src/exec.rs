@@ -327,6 +327,63 @@ impl Ctx<'_> {
     }
 }
 
+/// Calls `f` with the state keys that executing `tx` looks up first (on any shard; keys a
+/// shard does not own are simply absent from its state). Used to warm the cache before a
+/// block executes (see [`State::prefetch`]): a hint, never a decision, so a missing or
+/// extra key changes speed only.
+#[inline]
+pub(crate) fn hot_keys(tx: &Tx, mut f: impl FnMut(Key)) {
+    match *tx {
+        Tx::RecordWrite { record, .. } => f(Key::Record(record)),
+        Tx::RecordAccess {
+            record,
+            patient,
+            accessor,
+            ..
+        } => {
+            f(Key::Record(record));
+            f(Key::Consent(patient, accessor));
+            f(Key::Audit(patient));
+        }
+        Tx::ConsentGrant {
+            patient, grantee, ..
+        }
+        | Tx::ConsentRevoke { patient, grantee } => {
+            f(Key::Consent(patient, grantee));
+            f(Key::GranteeIndex(grantee, patient));
+        }
+        Tx::ImagingAnchor { study, .. } => f(Key::Study(study)),
+        Tx::ClaimSubmit {
+            claim,
+            patient,
+            provider,
+            service_code,
+            service_day,
+            ..
+        } => {
+            f(Key::Claim(claim));
+            f(Key::ClaimDedup(patient, service_code, service_day));
+            f(Key::ClaimDaily(patient, provider, service_day));
+        }
+        Tx::ClaimAdjudicate { claim, .. } => f(Key::Claim(claim)),
+        Tx::ClaimPay {
+            claim,
+            payer,
+            provider,
+            ..
+        } => {
+            f(Key::Claim(claim));
+            f(Key::Account(payer));
+            f(Key::Account(provider));
+        }
+        Tx::Payment { from, to, .. } => {
+            f(Key::Account(from));
+            f(Key::Account(to));
+        }
+        Tx::Supply { package, .. } => f(Key::Package(package)),
+    }
+}
+
 fn is_provider(k: OrgKind) -> bool {
     k != OrgKind::Insurer
 }

@@ -507,6 +507,68 @@ impl Decode for Genesis {
     }
 }
 
+/// Patient ids a dense coverage table may span beyond twice its entries (see
+/// [`CoverageIndex`]).
+pub const DENSE_COVERAGE_SLACK: u64 = 1 << 16;
+
+/// Explicit coverage, looked up by patient. Patient ids are usually dense (`0..n`): then
+/// a table indexed by patient id holds a 4-byte payer number per patient (4 MB for a
+/// million patients, built in one linear pass), instead of a hash map of 16-byte pairs
+/// that costs a million inserts to build and a cache miss per lookup in a bigger
+/// structure. Sparse ids (the largest id at least twice the entry count plus
+/// [`DENSE_COVERAGE_SLACK`]) use a hash map. Both give the last entry for a patient
+/// listed twice (a normalized genesis has none).
+#[derive(Debug)]
+enum CoverageIndex {
+    Dense {
+        /// `payer_number[patient]`: 0 uncovered, else 1 + index into `payers`.
+        payer_number: Vec<u32>,
+        payers: Vec<OrgId>,
+    },
+    Sparse(FxHashMap<PatientId, OrgId>),
+}
+
+impl CoverageIndex {
+    fn new(coverage: &[(PatientId, OrgId)]) -> CoverageIndex {
+        let max_id = coverage.iter().map(|(p, _)| p.0).max();
+        let dense = max_id.is_some_and(|m| {
+            m < (coverage.len() as u64).saturating_mul(2) + DENSE_COVERAGE_SLACK
+                && coverage.len() < u32::MAX as usize
+        });
+        if !dense {
+            return CoverageIndex::Sparse(coverage.iter().copied().collect());
+        }
+        let span = max_id.map_or(0, |m| m as usize + 1);
+        let mut payer_number = vec![0u32; span];
+        let mut payers: Vec<OrgId> = Vec::new();
+        let mut number_of: FxHashMap<OrgId, u32> = FxHashMap::default();
+        for &(p, o) in coverage {
+            let n = *number_of.entry(o).or_insert_with(|| {
+                payers.push(o);
+                payers.len() as u32
+            });
+            payer_number[p.0 as usize] = n;
+        }
+        CoverageIndex::Dense {
+            payer_number,
+            payers,
+        }
+    }
+    #[inline]
+    fn get(&self, patient: PatientId) -> Option<OrgId> {
+        match self {
+            CoverageIndex::Dense {
+                payer_number,
+                payers,
+            } => match payer_number.get(usize::try_from(patient.0).ok()?) {
+                Some(&n) if n > 0 => Some(payers[n as usize - 1]),
+                _ => None,
+            },
+            CoverageIndex::Sparse(m) => m.get(&patient).copied(),
+        }
+    }
+}
+
 /// Lookup tables derived from a [`Genesis`], shared read-only by every shard.
 #[derive(Debug)]
 pub struct GenesisIndex {
@@ -515,7 +577,7 @@ pub struct GenesisIndex {
     /// Its hash.
     pub hash: Hash32,
     orgs: FxHashMap<OrgId, OrgInfo>,
-    coverage: FxHashMap<PatientId, OrgId>,
+    coverage: CoverageIndex,
     prices: FxHashMap<u32, AmountCents>,
     insurers: Vec<OrgId>,
     hospitals: Vec<OrgId>,
@@ -541,7 +603,7 @@ impl GenesisIndex {
             genesis: genesis.clone(),
             hash: genesis.hash(),
             orgs,
-            coverage: genesis.coverage.iter().copied().collect(),
+            coverage: CoverageIndex::new(&genesis.coverage),
             prices: genesis.reference_prices.iter().copied().collect(),
             insurers,
             hospitals,
@@ -572,9 +634,10 @@ impl GenesisIndex {
         self.orgs.get(&id)
     }
     /// The payer covering `patient`, if any.
+    #[inline]
     pub fn payer_of(&self, patient: PatientId) -> Option<OrgId> {
-        if let Some(p) = self.coverage.get(&patient) {
-            return Some(*p);
+        if let Some(p) = self.coverage.get(patient) {
+            return Some(p);
         }
         if self.genesis.implicit_coverage && !self.insurers.is_empty() {
             return Some(self.insurers[(patient.0 % self.insurers.len() as u64) as usize]);
@@ -585,5 +648,49 @@ impl GenesisIndex {
     #[inline]
     pub fn reference_price(&self, service_code: u32) -> Option<AmountCents> {
         self.prices.get(&service_code).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn check(coverage: &[(PatientId, OrgId)], want_dense: bool) {
+        let idx = CoverageIndex::new(coverage);
+        assert_eq!(matches!(idx, CoverageIndex::Dense { .. }), want_dense);
+        let model: BTreeMap<PatientId, OrgId> = coverage.iter().copied().collect();
+        let top = coverage.iter().map(|(p, _)| p.0).max().unwrap_or(0);
+        let near = coverage
+            .iter()
+            .flat_map(|(p, _)| [p.0.saturating_sub(1), p.0, p.0 + 1]);
+        let probes = (0..(top + 3).min(5000)).chain(near).chain([
+            top + 1,
+            u64::MAX,
+            top + DENSE_COVERAGE_SLACK * 4,
+        ]);
+        for p in probes {
+            let p = PatientId(p);
+            assert_eq!(idx.get(p), model.get(&p).copied(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn dense_and_sparse_coverage_agree_with_a_map() {
+        let payers = [OrgId(7), OrgId(3), OrgId(1 << 40)];
+        // Dense: ids 0..2000 with gaps, three payers, and one patient listed twice
+        // (the last entry wins, as for a map built from the list).
+        let mut dense: Vec<(PatientId, OrgId)> = (0..2000u64)
+            .filter(|p| p % 5 != 3)
+            .map(|p| (PatientId(p), payers[(p % 3) as usize]))
+            .collect();
+        dense.push((PatientId(10), OrgId(99)));
+        check(&dense, true);
+        // Sparse: ids far apart.
+        let sparse: Vec<(PatientId, OrgId)> = (0..50u64)
+            .map(|i| (PatientId(i * 1_000_003 + 17), payers[(i % 3) as usize]))
+            .collect();
+        check(&sparse, false);
+        check(&[], false);
     }
 }

@@ -19,6 +19,7 @@ pub mod merkle;
 pub mod routing;
 pub mod shard;
 pub mod state;
+pub mod table;
 pub mod types;
 pub mod xshard;
 

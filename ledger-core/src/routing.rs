@@ -92,6 +92,43 @@ impl ShardSet {
     pub fn new() -> Self {
         Self::default()
     }
+    /// The set `{a}`.
+    #[inline]
+    pub fn one(a: ShardId) -> Self {
+        ShardSet {
+            len: 1,
+            ids: [a, ShardId(0), ShardId(0)],
+        }
+    }
+    /// The set `{a, b}` (one element if they are equal).
+    #[inline]
+    pub fn two(a: ShardId, b: ShardId) -> Self {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        if lo == hi {
+            Self::one(lo)
+        } else {
+            ShardSet {
+                len: 2,
+                ids: [lo, hi, ShardId(0)],
+            }
+        }
+    }
+    /// The set `{a, b, c}` (sorted, duplicates dropped).
+    #[inline]
+    pub fn three(a: ShardId, b: ShardId, c: ShardId) -> Self {
+        let (a, b) = if a <= b { (a, b) } else { (b, a) };
+        let (b, c) = if b <= c { (b, c) } else { (c, b) };
+        let (a, b) = if a <= b { (a, b) } else { (b, a) };
+        match (a == b, b == c) {
+            (true, true) => Self::one(a),
+            (true, false) => Self::two(a, c),
+            (false, true) => Self::two(a, b),
+            (false, false) => ShardSet {
+                len: 3,
+                ids: [a, b, c],
+            },
+        }
+    }
     /// Inserts `s`, keeping the set sorted and deduplicated.
     pub fn insert(&mut self, s: ShardId) {
         let n = self.len as usize;
@@ -141,35 +178,65 @@ impl ShardSet {
 /// - `Payment`: both accounts' shards;
 /// - `Supply`: the package's shard only.
 pub fn shards_of(tx: &Tx, shard_count: u32) -> ShardSet {
-    let mut s = ShardSet::new();
+    // Built whole from its ids (not by successive inserts): the set is then assembled in
+    // registers, and the caller's first read of it does not stall on a store-to-load
+    // forward of several narrow writes.
     match tx {
         Tx::RecordWrite { patient, .. }
         | Tx::RecordAccess { patient, .. }
         | Tx::ImagingAnchor { patient, .. }
         | Tx::ClaimSubmit { patient, .. }
-        | Tx::ClaimAdjudicate { patient, .. } => s.insert(patient_shard(*patient, shard_count)),
+        | Tx::ClaimAdjudicate { patient, .. } => {
+            ShardSet::one(patient_shard(*patient, shard_count))
+        }
         Tx::ConsentGrant {
             patient, grantee, ..
         }
-        | Tx::ConsentRevoke { patient, grantee } => {
-            s.insert(patient_shard(*patient, shard_count));
-            s.insert(org_shard(*grantee, shard_count));
-        }
+        | Tx::ConsentRevoke { patient, grantee } => ShardSet::two(
+            patient_shard(*patient, shard_count),
+            org_shard(*grantee, shard_count),
+        ),
         Tx::ClaimPay {
             patient,
             payer,
             provider,
             ..
-        } => {
-            s.insert(patient_shard(*patient, shard_count));
-            s.insert(org_shard(*payer, shard_count));
-            s.insert(org_shard(*provider, shard_count));
-        }
+        } => ShardSet::three(
+            patient_shard(*patient, shard_count),
+            org_shard(*payer, shard_count),
+            org_shard(*provider, shard_count),
+        ),
         Tx::Payment { from, to, .. } => {
-            s.insert(org_shard(*from, shard_count));
-            s.insert(org_shard(*to, shard_count));
+            ShardSet::two(org_shard(*from, shard_count), org_shard(*to, shard_count))
         }
-        Tx::Supply { package, .. } => s.insert(package_shard(*package, shard_count)),
+        Tx::Supply { package, .. } => ShardSet::one(package_shard(*package, shard_count)),
     }
-    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by_inserts(ids: &[u32]) -> ShardSet {
+        let mut s = ShardSet::new();
+        for &i in ids {
+            s.insert(ShardId(i));
+        }
+        s
+    }
+
+    #[test]
+    fn whole_constructors_equal_successive_inserts() {
+        for a in 0..5 {
+            assert_eq!(ShardSet::one(ShardId(a)), by_inserts(&[a]));
+            for b in 0..5 {
+                assert_eq!(ShardSet::two(ShardId(a), ShardId(b)), by_inserts(&[a, b]));
+                for c in 0..5 {
+                    let s = ShardSet::three(ShardId(a), ShardId(b), ShardId(c));
+                    assert_eq!(s, by_inserts(&[a, b, c]), "{a} {b} {c}");
+                    assert!(s.as_slice().windows(2).all(|w| w[0] < w[1]));
+                }
+            }
+        }
+    }
 }

@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 
 use crate::block::{receipts_root_of_bytes, BlockHeader};
 use crate::codec::{Encode, MAX_BLOCK_TXS};
-use crate::exec::{execute, Ctx, EscrowPart, Receipt, RejectReason, Write};
+use crate::exec::{execute, hot_keys, Ctx, EscrowPart, Receipt, RejectReason, Write};
 use crate::genesis::{Genesis, GenesisIndex};
 use crate::merkle;
 use crate::routing::{org_shard, shards_of};
@@ -24,6 +24,10 @@ pub const DEFAULT_LOG_MAX_BYTES: usize = 1 << 32;
 /// In debug builds, `apply_block` recomputes the state root from scratch while the state
 /// holds at most this many keys.
 pub const DEBUG_ROOT_CHECK_MAX_KEYS: usize = 4096;
+/// Ops whose state entries are warmed together before they execute (see
+/// [`State::warm`]): enough keys for the CPU to overlap their misses, few enough that
+/// their entries are still in the core's cache when the ops run.
+pub const WARM_WINDOW_OPS: usize = 64;
 /// Most recycled staging buffers a shard keeps for reuse by later prepares.
 pub const MAX_SPARE_STAGING: usize = 1024;
 
@@ -191,6 +195,7 @@ pub struct ShardLedger {
     touched: Vec<Key>,
     leaf_buf: Vec<Hash32>,
     receipt_buf: Vec<u8>,
+    hash_buf: Vec<u64>,
 }
 
 impl ShardLedger {
@@ -267,6 +272,7 @@ impl ShardLedger {
             touched: Vec::new(),
             leaf_buf: Vec::new(),
             receipt_buf: Vec::new(),
+            hash_buf: Vec::new(),
         }
     }
 
@@ -366,7 +372,11 @@ impl ShardLedger {
         let tx_root = merkle::root(&self.leaf_buf);
         self.receipt_buf.clear();
         let mut receipts = Vec::with_capacity(ops.len());
-        for op in &ops {
+        for (i, op) in ops.iter().enumerate() {
+            if i % WARM_WINDOW_OPS == 0 {
+                let end = ops.len().min(i + WARM_WINDOW_OPS);
+                self.prefetch_state(&ops[i..end]);
+            }
             let r = self.apply_op(op, timestamp_ms);
             r.encode_to(&mut self.receipt_buf);
             receipts.push(r);
@@ -395,6 +405,18 @@ impl ShardLedger {
             hash,
             receipts,
         }
+    }
+
+    /// Warms the cache with the state entries the ops will look up first (see
+    /// [`State::warm`]); execution then finds them in cache. A pure speed hint.
+    fn prefetch_state(&mut self, ops: &[ShardOp]) {
+        self.hash_buf.clear();
+        for op in ops {
+            if let ShardOp::Tx(tx) | ShardOp::Prepare { tx, .. } = op {
+                hot_keys(tx, |k| self.hash_buf.push(State::key_hash(&k)));
+            }
+        }
+        self.state.warm(&self.hash_buf);
     }
 
     fn run(
