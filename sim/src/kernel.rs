@@ -6,7 +6,7 @@
 //! are recycled through a free list, so a steady-state run allocates nothing per
 //! event once the slab and heap have grown to the peak number of pending events.
 //!
-//! The keys live in a ring of 65.5 µs buckets covering the next 268 ms, with an
+//! The keys live in a ring of 262 µs buckets covering the next 268 ms, with an
 //! overflow heap beyond it: scheduling appends to a bucket, and a bucket's handful of
 //! keys is sorted once when the ring reaches it (no sift through every pending event).
 //!
@@ -86,11 +86,11 @@ impl MinHeap {
     }
 }
 
-/// log2 of a time bucket's width: 2^16 ns = 65.5 µs.
-const BUCKET_SHIFT: u32 = 16;
-/// Buckets in the ring (a power of two): the ring covers 4,096 × 65.5 µs = 268 ms
+/// log2 of a time bucket's width: 2^18 ns = 262 µs.
+const BUCKET_SHIFT: u32 = 18;
+/// Buckets in the ring (a power of two): the ring covers 1,024 × 262 µs = 268 ms
 /// from the current bucket on; later keys wait in the overflow heap.
-const RING_BUCKETS: usize = 1 << 12;
+const RING_BUCKETS: usize = 1 << 10;
 /// Words of the ring's occupancy bitmap.
 const RING_WORDS: usize = RING_BUCKETS / 64;
 
@@ -102,7 +102,7 @@ fn bucket_of(key: u128) -> u64 {
 /// The priority queue of packed keys: a ring of buckets for the next 268 ms and a
 /// heap for keys beyond it.
 ///
-/// A bucket holds the few keys of one 65.5 µs slice, unsorted: scheduling appends.
+/// A bucket holds the few keys of one 262 µs slice, unsorted: scheduling appends.
 /// When the ring reaches a bucket, its keys are sorted once (a handful of them) and
 /// popped from the end, so neither a push nor a pop sifts through a heap of every
 /// pending event. Order is exactly the packed key order: buckets partition time,
