@@ -490,7 +490,8 @@ impl Protocol for Pbft {
             vc_attempts: 0,
             nv_done: 0,
             last_nv: None,
-            log: BTreeMap::new(),
+            log: SlotLog::new(p.watermark_window),
+            hi_committed: 0,
             h: 0,
             stable_digest: [0; 32],
             last_exec: 0,
@@ -504,7 +505,7 @@ impl Protocol for Pbft {
             batch_timer: None,
             fwd_buf: Vec::new(),
             fwd_timer: None,
-            waiting: FxHashMap::default(),
+            waiting: WaitSet::default(),
             waiting_order: VecDeque::new(),
             req_timer: None,
             recent_done: IdSet::new(),
@@ -535,6 +536,10 @@ struct Vote {
 
 #[derive(Default, Debug)]
 struct Slot {
+    /// Sequence number this slot holds (valid while `used`).
+    seq: u64,
+    /// Whether the slot is in the log.
+    used: bool,
     /// Accepted pre-prepare `(view, block)` (the latest view's).
     pp: Option<(u64, BlockRef)>,
     prepares: Vec<Vote>,
@@ -548,8 +553,123 @@ struct Slot {
 }
 
 impl Slot {
+    /// Reset to an empty slot for `seq`, keeping the vote vectors' capacity.
+    fn reset(&mut self, seq: u64) {
+        self.seq = seq;
+        self.used = true;
+        self.pp = None;
+        self.prepares.clear();
+        self.commits.clear();
+        self.prepared = None;
+        self.sent_commit = None;
+        self.committed = None;
+    }
+
     fn has_body(&self, b: BlockRef) -> bool {
         self.pp.is_some_and(|(_, x)| x == b) || self.prepared.is_some_and(|(_, x)| x == b)
+    }
+}
+
+/// The message log: slots for sequence numbers in `(h, h + L]` (the watermark
+/// window) in a ring indexed by `seq mod capacity`, where capacity is `L`
+/// rounded up to a power of two, so any `L` consecutive sequence numbers map to
+/// distinct slots. Same contents as a `BTreeMap<u64, Slot>` restricted to the
+/// window; slots (and their vote vectors) are reused instead of reallocated.
+#[derive(Debug)]
+struct SlotLog {
+    ring: Vec<Slot>,
+    mask: u64,
+    /// Slots in use.
+    len: usize,
+}
+
+impl SlotLog {
+    /// A log for a watermark window of `l` slots (`1 <= l <= MAX_LOG_SLOTS`).
+    fn new(l: u64) -> Self {
+        assert!(
+            (1..=MAX_LOG_SLOTS).contains(&l),
+            "pbft watermark window {l} outside 1..={MAX_LOG_SLOTS}"
+        );
+        let cap = l.next_power_of_two();
+        SlotLog {
+            ring: (0..cap).map(|_| Slot::default()).collect(),
+            mask: cap - 1,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn index(&self, seq: u64) -> usize {
+        (seq & self.mask) as usize
+    }
+
+    /// The slot of `seq`, if present.
+    #[inline]
+    fn get(&self, seq: u64) -> Option<&Slot> {
+        let s = &self.ring[self.index(seq)];
+        (s.used && s.seq == seq).then_some(s)
+    }
+
+    /// The slot of `seq`, if present.
+    #[inline]
+    fn get_mut(&mut self, seq: u64) -> Option<&mut Slot> {
+        let i = self.index(seq);
+        let s = &mut self.ring[i];
+        (s.used && s.seq == seq).then_some(s)
+    }
+
+    /// The slot of `seq`, created empty if absent. The caller keeps `seq`
+    /// inside the window, so the ring position is free or already `seq`'s.
+    #[inline]
+    fn entry(&mut self, seq: u64) -> &mut Slot {
+        let i = self.index(seq);
+        let s = &mut self.ring[i];
+        if !s.used {
+            s.reset(seq);
+            self.len += 1;
+        }
+        assert_eq!(
+            s.seq, seq,
+            "pbft log slot of seq {seq} is held by seq {}",
+            s.seq
+        );
+        s
+    }
+
+    /// Drop every slot at or below `seq`, given that all slots are in
+    /// `(old_h, old_h + l]`.
+    fn drop_through(&mut self, old_h: u64, l: u64, seq: u64) {
+        let hi = seq.min(old_h + l);
+        if hi - old_h >= self.ring.len() as u64 {
+            for s in &mut self.ring {
+                s.used = false;
+            }
+            self.len = 0;
+            return;
+        }
+        for x in old_h + 1..=hi {
+            let i = self.index(x);
+            let s = &mut self.ring[i];
+            if s.used && s.seq == x {
+                s.used = false;
+                self.len -= 1;
+            }
+        }
+    }
+
+    /// Slots in sequence order among `from..=to`.
+    fn range(&self, from: u64, to: u64) -> impl Iterator<Item = (u64, &Slot)> + '_ {
+        let to = to.min(from.saturating_add(self.ring.len() as u64 - 1));
+        (from..=to).filter_map(move |x| self.get(x).map(|s| (x, s)))
+    }
+
+    /// Drop everything.
+    #[cfg(test)]
+    fn clear(&mut self) {
+        for s in &mut self.ring {
+            s.used = false;
+        }
+        self.len = 0;
     }
 }
 
@@ -578,6 +698,57 @@ fn count_matching(votes: &[Vote], view: u64, block: BlockRef) -> usize {
         .count()
 }
 
+/// Transactions a backup gateway forwarded and waits to see executed: a
+/// bitmap for membership (most executed transactions are not this replica's,
+/// and a bitmap miss is cheaper than a hash probe) plus the transactions
+/// themselves by id. Nothing depends on the map's iteration order (callers
+/// sort).
+#[derive(Default, Debug)]
+struct WaitSet {
+    ids: IdSet,
+    txs: FxHashMap<u32, TxRef>,
+}
+
+impl WaitSet {
+    #[inline]
+    fn contains(&self, id: u32) -> bool {
+        self.ids.contains(id)
+    }
+
+    #[inline]
+    fn insert(&mut self, tx: TxRef) {
+        if self.ids.insert(tx.id) {
+            self.txs.insert(tx.id, tx);
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, id: u32) {
+        if self.ids.remove(id) {
+            self.txs.remove(&id);
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.txs.clear();
+    }
+
+    fn values(&self) -> impl Iterator<Item = &TxRef> + '_ {
+        self.txs.values()
+    }
+}
+
 /// One PBFT replica.
 pub struct PbftReplica {
     me: NodeId,
@@ -604,7 +775,11 @@ pub struct PbftReplica {
     nv_done: u64,
     last_nv: Option<Arc<NewViewMsg>>,
     // Log (durable).
-    log: BTreeMap<u64, Slot>,
+    log: SlotLog,
+    /// Highest sequence number with a commit certificate seen in the log (a
+    /// slot is only dropped once executed, so `hi_committed > last_exec` iff
+    /// some slot above `last_exec` is committed).
+    hi_committed: u64,
     h: u64,
     stable_digest: [u8; 32],
     last_exec: u64,
@@ -620,7 +795,7 @@ pub struct PbftReplica {
     batch_timer: Option<TimerId>,
     fwd_buf: Vec<TxRef>,
     fwd_timer: Option<TimerId>,
-    waiting: FxHashMap<u32, TxRef>,
+    waiting: WaitSet,
     waiting_order: VecDeque<(u32, TimeNs)>,
     req_timer: Option<TimerId>,
     recent_done: IdSet,
@@ -682,7 +857,7 @@ fn compute_o(vcs: &[Arc<ViewChangeMsg>], l: u64) -> (u64, Vec<(u64, Option<Block
 impl PbftReplica {
     /// Slots currently in the log (bounded by the watermark window).
     pub fn log_len(&self) -> usize {
-        self.log.len()
+        self.log.len
     }
 
     /// Largest log length seen so far.
@@ -734,17 +909,23 @@ impl PbftReplica {
     }
 
     fn slot(&mut self, seq: u64) -> &mut Slot {
-        let s = self.log.entry(seq).or_default();
-        s
+        assert!(
+            self.in_watermarks(seq),
+            "pbft node {} touches log slot {seq} outside the watermarks ({}, {}]",
+            self.me,
+            self.h,
+            self.h + self.l
+        );
+        self.log.entry(seq)
     }
 
     fn note_log_len(&mut self) {
-        self.max_log_len = self.max_log_len.max(self.log.len());
+        self.max_log_len = self.max_log_len.max(self.log.len);
         assert!(
-            self.log.len() as u64 <= self.l,
+            self.log.len as u64 <= self.l,
             "pbft log of node {} holds {} slots, above the watermark window {}",
             self.me,
-            self.log.len(),
+            self.log.len,
             self.l
         );
     }
@@ -756,28 +937,73 @@ impl PbftReplica {
     // ----- client requests -------------------------------------------------
 
     fn enqueue(&mut self, ctx: &mut C<'_>, tx: TxRef) {
+        if self.push_pending(ctx, tx) {
+            self.try_propose(ctx);
+        }
+    }
+
+    /// Queue `tx` at the primary unless it is a duplicate or the pool is
+    /// full; `true` if queued (the caller then owes a `try_propose`).
+    #[inline]
+    fn push_pending(&mut self, ctx: &C<'_>, tx: TxRef) -> bool {
         if self.queued.contains(tx.id) || self.recent_done.contains(tx.id) {
-            return;
+            return false;
         }
         if self.pending.len() >= MAX_PENDING_TXS {
             self.dropped_txs += 1;
-            return;
+            return false;
         }
         self.queued.insert(tx.id);
         self.pending.push_back((tx, ctx.now()));
         self.pending_bytes += u64::from(tx.size_bytes);
-        self.try_propose(ctx);
+        true
+    }
+
+    /// Whether `try_propose` could propose a block now (a full batch or an
+    /// expired batch timeout). When it is `false`, `try_propose` would only
+    /// re-arm the batch timer, so a run of enqueues within one handler may
+    /// defer that to a single call at its end: the timer ends up with the
+    /// same due time, set in the same handler, so the event order is the same.
+    #[inline]
+    fn propose_may_fire(&self, ctx: &C<'_>) -> bool {
+        self.pending.len() >= self.block_max_tx
+            || self.pending_bytes >= self.block_max_bytes
+            || self
+                .pending
+                .front()
+                .is_some_and(|&(_, at)| ctx.now() >= at + self.batch_timeout_ns)
+    }
+
+    /// [`Self::enqueue`] for a batch of transactions (a FORWARD): proposes at
+    /// exactly the points where per-transaction enqueues would, and re-arms
+    /// the batch timer once.
+    fn enqueue_batch(&mut self, ctx: &mut C<'_>, txs: &[TxRef]) {
+        let mut deferred = false;
+        for &tx in txs {
+            if !self.push_pending(ctx, tx) {
+                continue;
+            }
+            if self.propose_may_fire(ctx) {
+                self.try_propose(ctx);
+                deferred = false;
+            } else {
+                deferred = true;
+            }
+        }
+        if deferred {
+            self.try_propose(ctx);
+        }
     }
 
     fn add_waiting(&mut self, ctx: &mut C<'_>, tx: TxRef) {
-        if self.waiting.contains_key(&tx.id) || self.recent_done.contains(tx.id) {
+        if self.waiting.contains(tx.id) || self.recent_done.contains(tx.id) {
             return;
         }
         if self.waiting.len() >= MAX_PENDING_TXS {
             self.dropped_txs += 1;
             return;
         }
-        self.waiting.insert(tx.id, tx);
+        self.waiting.insert(tx);
         self.waiting_order.push_back((tx.id, ctx.now()));
         self.fwd_buf.push(tx);
         if self.req_timer.is_none() {
@@ -1005,7 +1231,7 @@ impl PbftReplica {
         }
         let view = self.view;
         let (me, q, cap) = (self.me, self.q, self.vote_cap());
-        let Some(slot) = self.log.get_mut(&seq) else {
+        let Some(slot) = self.log.get_mut(seq) else {
             return;
         };
         let Some((v, b)) = slot.pp else {
@@ -1034,7 +1260,7 @@ impl PbftReplica {
 
     fn check_committed(&mut self, ctx: &mut C<'_>, seq: u64) {
         let q = self.q;
-        let Some(slot) = self.log.get_mut(&seq) else {
+        let Some(slot) = self.log.get_mut(seq) else {
             return;
         };
         if slot.committed.is_some() {
@@ -1049,6 +1275,7 @@ impl PbftReplica {
         }
         if let Some(b) = found {
             slot.committed = Some(b);
+            self.hi_committed = self.hi_committed.max(seq);
             self.try_execute(ctx);
         }
     }
@@ -1056,7 +1283,7 @@ impl PbftReplica {
     fn try_execute(&mut self, ctx: &mut C<'_>) {
         loop {
             let s = self.last_exec + 1;
-            let Some(slot) = self.log.get(&s) else {
+            let Some(slot) = self.log.get(s) else {
                 break;
             };
             let Some(b) = slot.committed else {
@@ -1075,12 +1302,22 @@ impl PbftReplica {
 
     fn execute(&mut self, ctx: &mut C<'_>, seq: u64, block: BlockRef) {
         assert_eq!(seq, self.last_exec + 1, "pbft executes out of order");
-        let n_txs = ctx.block_txs(block).len();
-        for tx in ctx.block_txs(block) {
-            if !self.waiting.is_empty() {
-                self.waiting.remove(&tx.id);
+        let txs = ctx.block_txs(block);
+        let n_txs = txs.len();
+        // Removing from an empty set is a no-op: skip the per-transaction
+        // lookups where this replica holds nothing (queued is the primary's,
+        // waiting a gateway's).
+        if !self.waiting.is_empty() {
+            for tx in txs {
+                self.waiting.remove(tx.id);
             }
-            self.queued.remove(tx.id);
+        }
+        if !self.queued.is_empty() {
+            for tx in txs {
+                self.queued.remove(tx.id);
+            }
+        }
+        for tx in txs {
             if self.recent_done.insert(tx.id) {
                 self.recent_done_order.push_back(tx.id);
             }
@@ -1121,13 +1358,18 @@ impl PbftReplica {
     }
 
     fn behind(&self) -> bool {
-        self.log
-            .range(self.last_exec + 1..)
-            .any(|(_, s)| s.committed.is_some())
+        debug_assert_eq!(
+            self.hi_committed > self.last_exec,
+            self.log
+                .range(self.last_exec + 1, self.h + self.l)
+                .any(|(_, s)| s.committed.is_some()),
+            "hi_committed out of step with the log"
+        );
+        self.hi_committed > self.last_exec
             || self
                 .checkpoints
-                .iter()
-                .any(|(&s, v)| s > self.last_exec && v.len() >= self.q)
+                .range(self.last_exec + 1..)
+                .any(|(_, v)| v.len() >= self.q)
     }
 
     // ----- checkpoints ---------------------------------------------------------
@@ -1179,9 +1421,9 @@ impl PbftReplica {
         if seq <= self.h {
             return;
         }
+        self.log.drop_through(self.h, self.l, seq);
         self.h = seq;
         self.stable_digest = digest;
-        self.log = self.log.split_off(&(seq + 1));
         self.checkpoints = self.checkpoints.split_off(&(seq + 1));
     }
 
@@ -1208,8 +1450,8 @@ impl PbftReplica {
         }
         let prepared: Vec<(u64, u64, BlockRef)> = self
             .log
-            .range(self.h + 1..)
-            .filter_map(|(&s, sl)| sl.prepared.map(|(v, b)| (s, v, b)))
+            .range(self.h + 1, self.h + self.l)
+            .filter_map(|(s, sl)| sl.prepared.map(|(v, b)| (s, v, b)))
             .collect();
         let q = self.q as u64;
         let size_bytes = HEADER_BYTES
@@ -1512,7 +1754,7 @@ impl PbftReplica {
             }
             for &(_, b) in &nv.o {
                 for t in ctx.block_txs(b) {
-                    if self.waiting.contains_key(&t.id) {
+                    if self.waiting.contains(t.id) {
                         self.waiting_order.push_back((t.id, now));
                     }
                 }
@@ -1715,9 +1957,7 @@ impl PbftReplica {
             PbftMsg::Forward { txs, .. } => {
                 ctx.charge_verify(1);
                 if self.is_primary() && self.active() {
-                    for &tx in txs.iter() {
-                        self.enqueue(ctx, tx);
-                    }
+                    self.enqueue_batch(ctx, &txs);
                 }
             }
             PbftMsg::PrePrepare {
@@ -1857,7 +2097,7 @@ impl Replica for PbftReplica {
             PbftTimer::Request => {
                 self.req_timer = None;
                 while let Some(&(id, _)) = self.waiting_order.front() {
-                    if self.waiting.contains_key(&id) {
+                    if self.waiting.contains(id) {
                         break;
                     }
                     self.waiting_order.pop_front();
