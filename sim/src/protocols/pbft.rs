@@ -107,7 +107,7 @@ use crate::protocol::{
     BlockRef, ByzantineBehaviour, Ctx, Message, NodeId, Protocol, Replica, TimerId, TxRef,
 };
 use crate::scenario::{Scenario, ScenarioError};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -505,7 +505,7 @@ impl Protocol for Pbft {
             batch_timer: None,
             fwd_buf: Vec::new(),
             fwd_timer: None,
-            waiting: WaitSet::default(),
+            waiting: IdSet::new(),
             waiting_order: VecDeque::new(),
             req_timer: None,
             recent_done: IdSet::new(),
@@ -698,57 +698,6 @@ fn count_matching(votes: &[Vote], view: u64, block: BlockRef) -> usize {
         .count()
 }
 
-/// Transactions a backup gateway forwarded and waits to see executed: a
-/// bitmap for membership (most executed transactions are not this replica's,
-/// and a bitmap miss is cheaper than a hash probe) plus the transactions
-/// themselves by id. Nothing depends on the map's iteration order (callers
-/// sort).
-#[derive(Default, Debug)]
-struct WaitSet {
-    ids: IdSet,
-    txs: FxHashMap<u32, TxRef>,
-}
-
-impl WaitSet {
-    #[inline]
-    fn contains(&self, id: u32) -> bool {
-        self.ids.contains(id)
-    }
-
-    #[inline]
-    fn insert(&mut self, tx: TxRef) {
-        if self.ids.insert(tx.id) {
-            self.txs.insert(tx.id, tx);
-        }
-    }
-
-    #[inline]
-    fn remove(&mut self, id: u32) {
-        if self.ids.remove(id) {
-            self.txs.remove(&id);
-        }
-    }
-
-    #[inline]
-    fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    #[inline]
-    fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    fn clear(&mut self) {
-        self.ids.clear();
-        self.txs.clear();
-    }
-
-    fn values(&self) -> impl Iterator<Item = &TxRef> + '_ {
-        self.txs.values()
-    }
-}
-
 /// One PBFT replica.
 pub struct PbftReplica {
     me: NodeId,
@@ -795,8 +744,12 @@ pub struct PbftReplica {
     batch_timer: Option<TimerId>,
     fwd_buf: Vec<TxRef>,
     fwd_timer: Option<TimerId>,
-    waiting: WaitSet,
-    waiting_order: VecDeque<(u32, TimeNs)>,
+    /// Ids of the transactions this backup gateway forwarded and waits to see
+    /// executed (a bitmap: most executed transactions are not this replica's).
+    waiting: IdSet,
+    /// The waiting transactions in request-timer order (every waiting id has
+    /// an entry; entries of executed ones are dropped lazily).
+    waiting_order: VecDeque<(TxRef, TimeNs)>,
     req_timer: Option<TimerId>,
     recent_done: IdSet,
     recent_done_order: VecDeque<u32>,
@@ -1003,12 +956,26 @@ impl PbftReplica {
             self.dropped_txs += 1;
             return;
         }
-        self.waiting.insert(tx);
-        self.waiting_order.push_back((tx.id, ctx.now()));
+        self.waiting.insert(tx.id);
+        self.waiting_order.push_back((tx, ctx.now()));
         self.fwd_buf.push(tx);
         if self.req_timer.is_none() {
             self.req_timer = Some(ctx.set_timer(self.request_timeout_ns, PbftTimer::Request));
         }
+    }
+
+    /// The waiting transactions, sorted by id (each once).
+    fn waiting_txs(&self) -> Vec<TxRef> {
+        let mut txs: Vec<TxRef> = self
+            .waiting_order
+            .iter()
+            .map(|&(tx, _)| tx)
+            .filter(|tx| self.waiting.contains(tx.id))
+            .collect();
+        txs.sort_unstable();
+        txs.dedup();
+        debug_assert_eq!(txs.len(), self.waiting.len(), "waiting_order covers waiting");
+        txs
     }
 
     fn flush_forward(&mut self, ctx: &mut C<'_>) {
@@ -1266,13 +1233,21 @@ impl PbftReplica {
         if slot.committed.is_some() {
             return;
         }
-        let mut found = None;
-        for v in &slot.commits {
-            if count_matching(&slot.commits, v.view, v.block) >= q {
-                found = Some(v.block);
-                break;
-            }
-        }
+        // Every added commit is followed by this check, so before the last
+        // one no (view, block) had `q` matching commits: only the last vote's
+        // group can have reached `q` now.
+        let found = slot
+            .commits
+            .last()
+            .filter(|v| count_matching(&slot.commits, v.view, v.block) >= q)
+            .map(|v| v.block);
+        debug_assert_eq!(
+            found.is_some(),
+            slot.commits
+                .iter()
+                .any(|v| count_matching(&slot.commits, v.view, v.block) >= q),
+            "a commit quorum formed without being checked"
+        );
         if let Some(b) = found {
             slot.committed = Some(b);
             self.hi_committed = self.hi_committed.max(seq);
@@ -1713,8 +1688,7 @@ impl PbftReplica {
                 self.queued.insert(tx.id);
             }
             // Take over my own forwarded-but-unexecuted requests.
-            let mut mine: Vec<TxRef> = self.waiting.values().copied().collect();
-            mine.sort_unstable();
+            let mine = self.waiting_txs();
             self.waiting.clear();
             self.waiting_order.clear();
             self.fwd_buf.clear();
@@ -1738,24 +1712,19 @@ impl PbftReplica {
                 }
             }
             // Re-forward what the old primary did not get executed.
-            let mut again: Vec<TxRef> = self
-                .waiting
-                .values()
-                .copied()
-                .filter(|t| !o_txs.contains(&t.id))
-                .collect();
-            again.sort_unstable();
+            let mut again = self.waiting_txs();
+            again.retain(|t| !o_txs.contains(&t.id));
             let now = ctx.now();
             self.fwd_buf.clear();
             self.waiting_order.clear();
             for tx in again {
-                self.waiting_order.push_back((tx.id, now));
+                self.waiting_order.push_back((tx, now));
                 self.fwd_buf.push(tx);
             }
             for &(_, b) in &nv.o {
                 for t in ctx.block_txs(b) {
                     if self.waiting.contains(t.id) {
-                        self.waiting_order.push_back((t.id, now));
+                        self.waiting_order.push_back((*t, now));
                     }
                 }
             }
@@ -2096,8 +2065,8 @@ impl Replica for PbftReplica {
             }
             PbftTimer::Request => {
                 self.req_timer = None;
-                while let Some(&(id, _)) = self.waiting_order.front() {
-                    if self.waiting.contains(id) {
+                while let Some(&(tx, _)) = self.waiting_order.front() {
+                    if self.waiting.contains(tx.id) {
                         break;
                     }
                     self.waiting_order.pop_front();
