@@ -2184,3 +2184,84 @@ impl Replica for PbftReplica {
             Some(ctx.set_timer(4 * self.state_delay_ns.max(1), PbftTimer::CatchUp));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{BlockRef, Slot, SlotLog, Vote};
+    use std::collections::BTreeMap;
+
+    /// The ring log holds exactly what a `BTreeMap<u64, Slot>` restricted to
+    /// the watermark window `(h, h + l]` would, across slot creation, vote
+    /// updates, watermark advances (small steps, and jumps past the whole
+    /// window as after a state-transfer snapshot) and window sizes that are
+    /// and are not powers of two.
+    #[test]
+    fn ring_log_matches_a_btree_map() {
+        for l in [1u64, 3, 8, 10, 256, 300] {
+            let mut ring = SlotLog::new(l);
+            let mut model: BTreeMap<u64, u64> = BTreeMap::new(); // seq -> votes
+            let mut h = 0u64;
+            let mut x: u64 = 0x2545_F491_4F6C_DD1D ^ l;
+            for step in 0..20_000u32 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                match x % 10 {
+                    0 => {
+                        // Advance the low watermark (sometimes past the window).
+                        let jump = if x % 97 == 0 { 3 * l + 5 } else { 1 + (x >> 8) % l };
+                        let new_h = h + jump;
+                        ring.drop_through(h, l, new_h);
+                        model = model.split_off(&(new_h + 1));
+                        h = new_h;
+                    }
+                    1 if step % 1000 == 0 => {
+                        ring.clear();
+                        model.clear();
+                    }
+                    _ => {
+                        let seq = h + 1 + (x >> 16) % l;
+                        let slot = ring.entry(seq);
+                        slot.prepares.push(Vote {
+                            from: 0,
+                            view: 0,
+                            block: BlockRef(0),
+                        });
+                        *model.entry(seq).or_default() += 1;
+                    }
+                }
+                assert_eq!(ring.len, model.len(), "l = {l}, step {step}");
+                let got: Vec<(u64, usize)> = ring
+                    .range(h + 1, h + l)
+                    .map(|(s, sl)| (s, sl.prepares.len()))
+                    .collect();
+                let want: Vec<(u64, usize)> =
+                    model.iter().map(|(&s, &n)| (s, n as usize)).collect();
+                assert_eq!(got, want, "l = {l}, step {step}");
+                let probe = h + (x >> 24) % (2 * l + 2);
+                assert_eq!(
+                    ring.get(probe).map(|s| s.prepares.len()),
+                    model.get(&probe).map(|&n| n as usize)
+                );
+            }
+        }
+    }
+
+    /// A reused slot starts empty.
+    #[test]
+    fn reused_slot_is_reset() {
+        let mut ring = SlotLog::new(4);
+        let s = ring.entry(3);
+        s.committed = Some(BlockRef(7));
+        s.commits.push(Vote {
+            from: 1,
+            view: 2,
+            block: BlockRef(7),
+        });
+        ring.drop_through(0, 4, 3);
+        assert!(ring.get(3).is_none());
+        let s: &Slot = ring.entry(7);
+        assert!(s.committed.is_none() && s.commits.is_empty() && s.pp.is_none());
+        assert_eq!(ring.len, 1);
+    }
+}
