@@ -42,6 +42,10 @@ pub struct IdSet {
     pages: Vec<Option<Box<Page>>>,
     spare: Vec<Box<Page>>,
     len: usize,
+    /// Upper bound on the ids present (the largest ever inserted since the
+    /// last clear): ids arrive roughly in increasing order, so a lookup of a
+    /// fresh id is answered without touching a (cold) page.
+    hi: u32,
 }
 
 impl IdSet {
@@ -60,6 +64,9 @@ impl IdSet {
     /// Whether `id` is in the set.
     #[inline]
     pub fn contains(&self, id: u32) -> bool {
+        if id > self.hi {
+            return false;
+        }
         let (p, w, m) = Self::split(id);
         match self.pages.get(p) {
             Some(Some(page)) => page.words[w] & m != 0,
@@ -70,6 +77,7 @@ impl IdSet {
     /// Insert `id`; `true` if it was not already present.
     #[inline]
     pub fn insert(&mut self, id: u32) -> bool {
+        self.hi = self.hi.max(id);
         let (p, w, m) = Self::split(id);
         if let Some(Some(page)) = self.pages.get_mut(p) {
             // Fast path: the page exists.
@@ -103,6 +111,9 @@ impl IdSet {
     /// Remove `id`; `true` if it was present.
     #[inline]
     pub fn remove(&mut self, id: u32) -> bool {
+        if id > self.hi {
+            return false;
+        }
         let (p, w, m) = Self::split(id);
         let Some(slot) = self.pages.get_mut(p) else {
             return false;
@@ -151,6 +162,7 @@ impl IdSet {
             }
         }
         self.len = 0;
+        self.hi = 0;
     }
 }
 
