@@ -138,6 +138,12 @@ impl IdSet {
         true
     }
 
+    /// An upper bound on the ids in the set (no id above it is present).
+    #[inline]
+    pub fn max_bound(&self) -> u32 {
+        self.hi
+    }
+
     /// Number of ids in the set.
     #[inline]
     pub fn len(&self) -> usize {

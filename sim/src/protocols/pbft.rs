@@ -129,6 +129,9 @@ pub const MAX_LOG_SLOTS: u64 = 8_192;
 pub const MAX_PENDING_TXS: usize = 200_000;
 /// Transaction ids remembered as executed, to drop late duplicate forwards.
 pub const MAX_RECENT_DONE: usize = 1 << 16;
+/// Executed transactions [`RecentDone`] may hold back before folding them into
+/// its bitmap.
+pub const MAX_RECENT_DONE_BACKLOG_TXS: usize = 16_384;
 /// Executed blocks kept to serve state transfer (the rest is a snapshot).
 pub const MAX_HISTORY_BLOCKS: usize = 1 << 16;
 /// Most blocks in one state-transfer reply.
@@ -508,8 +511,7 @@ impl Protocol for Pbft {
             waiting: IdSet::new(),
             waiting_order: VecDeque::new(),
             req_timer: None,
-            recent_done: IdSet::new(),
-            recent_done_order: VecDeque::new(),
+            recent_done: RecentDone::default(),
             vcs: BTreeMap::new(),
             catchup_timer: None,
             catchup_attempt: 0,
@@ -710,6 +712,78 @@ fn count_matching(votes: &[Vote], view: u64, block: BlockRef) -> usize {
         .count()
 }
 
+/// Transaction ids executed recently: the last [`MAX_RECENT_DONE`] distinct
+/// ones, in execution order, to drop late duplicate requests.
+///
+/// Executed blocks are queued (one handle per block) and folded into the
+/// bitmap, block by block exactly as an eager insert-then-evict would, only
+/// when a lookup could be affected (an id not above the largest one seen) or
+/// the backlog reaches [`MAX_RECENT_DONE_BACKLOG_TXS`]. Lookups of fresh ids,
+/// which are above every executed one, need no fold; folding many blocks at
+/// once touches each bitmap line once instead of once per block. Answers are
+/// those of the eager set.
+#[derive(Default, Debug)]
+struct RecentDone {
+    set: IdSet,
+    order: VecDeque<u32>,
+    backlog: VecDeque<BlockRef>,
+    backlog_txs: usize,
+    /// Largest id in the backlog (meaningful while it is non-empty).
+    backlog_hi: u32,
+}
+
+impl RecentDone {
+    /// Record the execution of `block`; `txs_of` gives a block's transactions.
+    fn record<'b>(&mut self, block: BlockRef, txs_of: impl Fn(BlockRef) -> &'b [TxRef]) {
+        let txs = txs_of(block);
+        // Folding an empty block changes nothing (the set is within bounds
+        // after every fold).
+        let Some(hi) = txs.iter().map(|t| t.id).max() else {
+            return;
+        };
+        self.backlog_hi = if self.backlog.is_empty() {
+            hi
+        } else {
+            self.backlog_hi.max(hi)
+        };
+        self.backlog.push_back(block);
+        self.backlog_txs += txs.len();
+        if self.backlog_txs >= MAX_RECENT_DONE_BACKLOG_TXS {
+            self.fold(txs_of);
+        }
+    }
+
+    /// Fold the backlog into the set, block by block.
+    fn fold<'b>(&mut self, txs_of: impl Fn(BlockRef) -> &'b [TxRef]) {
+        for b in self.backlog.drain(..) {
+            for tx in txs_of(b) {
+                if self.set.insert(tx.id) {
+                    self.order.push_back(tx.id);
+                }
+            }
+            while self.order.len() > MAX_RECENT_DONE {
+                if let Some(id) = self.order.pop_front() {
+                    self.set.remove(id);
+                }
+            }
+        }
+        self.backlog_txs = 0;
+    }
+
+    /// Whether `id` is among the recently executed transactions.
+    #[inline]
+    fn contains<'b>(&mut self, id: u32, txs_of: impl Fn(BlockRef) -> &'b [TxRef]) -> bool {
+        if !self.backlog.is_empty() {
+            if id > self.backlog_hi && id > self.set.max_bound() {
+                // Neither in the backlog nor in the set, folded or not.
+                return false;
+            }
+            self.fold(txs_of);
+        }
+        self.set.contains(id)
+    }
+}
+
 /// One PBFT replica.
 pub struct PbftReplica {
     me: NodeId,
@@ -763,8 +837,7 @@ pub struct PbftReplica {
     /// an entry; entries of executed ones are dropped lazily).
     waiting_order: VecDeque<(TxRef, TimeNs)>,
     req_timer: Option<TimerId>,
-    recent_done: IdSet,
-    recent_done_order: VecDeque<u32>,
+    recent_done: RecentDone,
     // View change / state transfer (volatile).
     vcs: BTreeMap<u64, Vec<Arc<ViewChangeMsg>>>,
     catchup_timer: Option<TimerId>,
@@ -911,7 +984,7 @@ impl PbftReplica {
     /// full; `true` if queued (the caller then owes a `try_propose`).
     #[inline]
     fn push_pending(&mut self, ctx: &C<'_>, tx: TxRef) -> bool {
-        if self.queued.contains(tx.id) || self.recent_done.contains(tx.id) {
+        if self.queued.contains(tx.id) || self.recent_done.contains(tx.id, |b| ctx.block_txs(b)) {
             return false;
         }
         if self.pending.len() >= MAX_PENDING_TXS {
@@ -961,7 +1034,7 @@ impl PbftReplica {
     }
 
     fn add_waiting(&mut self, ctx: &mut C<'_>, tx: TxRef) {
-        if self.waiting.contains(tx.id) || self.recent_done.contains(tx.id) {
+        if self.waiting.contains(tx.id) || self.recent_done.contains(tx.id, |b| ctx.block_txs(b)) {
             return;
         }
         if self.waiting.len() >= MAX_PENDING_TXS {
@@ -1304,16 +1377,7 @@ impl PbftReplica {
                 self.queued.remove(tx.id);
             }
         }
-        for tx in txs {
-            if self.recent_done.insert(tx.id) {
-                self.recent_done_order.push_back(tx.id);
-            }
-        }
-        while self.recent_done_order.len() > MAX_RECENT_DONE {
-            if let Some(id) = self.recent_done_order.pop_front() {
-                self.recent_done.remove(id);
-            }
-        }
+        self.recent_done.record(block, |b| ctx.block_txs(b));
         ctx.charge_execute(n_txs as u64);
         ctx.charge_hash(2 * DIGEST_BYTES);
         let d = ctx.block_digest(block);
@@ -2199,8 +2263,83 @@ impl Replica for PbftReplica {
 
 #[cfg(test)]
 mod tests {
-    use super::{BlockRef, Slot, SlotLog, Vote};
-    use std::collections::BTreeMap;
+    use super::{
+        BlockRef, RecentDone, Slot, SlotLog, TxRef, Vote, MAX_RECENT_DONE,
+        MAX_RECENT_DONE_BACKLOG_TXS,
+    };
+    use crate::idset::IdSet;
+    use std::collections::{BTreeMap, VecDeque};
+
+    /// The lazily folded recent-done set answers every lookup as the eager
+    /// one (insert each executed id, then evict the oldest beyond
+    /// `MAX_RECENT_DONE`) does: across evictions, duplicate executions, empty
+    /// blocks, backlog-limit folds and lookups of old, recent and fresh ids.
+    #[test]
+    fn recent_done_matches_the_eager_set() {
+        let mut blocks: Vec<Vec<TxRef>> = Vec::new();
+        let mut lazy = RecentDone::default();
+        let (mut eager, mut order) = (IdSet::new(), VecDeque::new());
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next_id = 0u32;
+        let total = 3 * MAX_RECENT_DONE + MAX_RECENT_DONE_BACKLOG_TXS;
+        while (next_id as usize) < total {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // A block of up to 150 ids, shuffled a little, sometimes with a
+            // re-executed old id or an empty body.
+            let n = (x % 151) as u32;
+            let mut txs: Vec<TxRef> = (0..n)
+                .map(|i| TxRef {
+                    id: next_id + (i ^ (x >> 20) as u32 % 4).min(n - 1),
+                    size_bytes: 1,
+                })
+                .collect();
+            next_id += n;
+            if x % 7 == 0 && next_id > 10 {
+                txs.push(TxRef {
+                    id: next_id - 1 - (x >> 30) as u32 % next_id.min(100_000),
+                    size_bytes: 1,
+                });
+            }
+            blocks.push(txs);
+            let b = BlockRef(blocks.len() as u32 - 1);
+            let txs_of = |b: BlockRef| blocks[b.0 as usize].as_slice();
+            for tx in txs_of(b) {
+                if eager.insert(tx.id) {
+                    order.push_back(tx.id);
+                }
+            }
+            while order.len() > MAX_RECENT_DONE {
+                let id = order.pop_front().expect("non-empty");
+                eager.remove(id);
+            }
+            lazy.record(b, txs_of);
+            // Mostly fresh-id lookups (no fold), sometimes old or recent ones.
+            for k in 0..3u64 {
+                let probe = match (x >> (40 + k)) % 4 {
+                    0 => next_id + 5,
+                    1 => next_id.saturating_sub(1 + (x >> 8) as u32 % 200),
+                    2 => next_id.saturating_sub((x >> 12) as u32 % (2 * MAX_RECENT_DONE as u32)),
+                    _ => next_id + 1_000,
+                };
+                if (x >> 50) % 5 != 0 || k == 0 {
+                    assert_eq!(
+                        lazy.contains(probe, txs_of),
+                        eager.contains(probe),
+                        "id {probe} after block {}",
+                        b.0
+                    );
+                }
+            }
+            assert!(lazy.backlog_txs < MAX_RECENT_DONE_BACKLOG_TXS);
+        }
+        let txs_of = |b: BlockRef| blocks[b.0 as usize].as_slice();
+        for probe in 0..next_id + 10 {
+            assert_eq!(lazy.contains(probe, txs_of), eager.contains(probe));
+        }
+        assert_eq!(lazy.order, order);
+    }
 
     /// The ring log holds exactly what a `BTreeMap<u64, Slot>` restricted to
     /// the watermark window `(h, h + l]` would, across slot creation, vote
