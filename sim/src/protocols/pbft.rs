@@ -1059,7 +1059,11 @@ impl PbftReplica {
             .collect();
         txs.sort_unstable();
         txs.dedup();
-        debug_assert_eq!(txs.len(), self.waiting.len(), "waiting_order covers waiting");
+        debug_assert_eq!(
+            txs.len(),
+            self.waiting.len(),
+            "waiting_order covers waiting"
+        );
         txs
     }
 
@@ -2291,7 +2295,7 @@ mod tests {
             let n = (x % 151) as u32;
             let mut txs: Vec<TxRef> = (0..n)
                 .map(|i| TxRef {
-                    id: next_id + (i ^ (x >> 20) as u32 % 4).min(n - 1),
+                    id: next_id + (i ^ ((x >> 20) as u32 % 4)).min(n - 1),
                     size_bytes: 1,
                 })
                 .collect();
@@ -2360,7 +2364,11 @@ mod tests {
                 match x % 10 {
                     0 => {
                         // Advance the low watermark (sometimes past the window).
-                        let jump = if x % 97 == 0 { 3 * l + 5 } else { 1 + (x >> 8) % l };
+                        let jump = if x % 97 == 0 {
+                            3 * l + 5
+                        } else {
+                            1 + (x >> 8) % l
+                        };
                         let new_h = h + jump;
                         ring.drop_through(h, l, new_h);
                         model = model.split_off(&(new_h + 1));
