@@ -18,17 +18,34 @@ const PAGE_WORDS: usize = (PAGE_BITS / 64) as usize;
 /// Most empty pages kept for reuse (a named limit on the spare pool).
 const MAX_SPARE_PAGES: usize = 8;
 
-type Page = Box<[u64; PAGE_WORDS]>;
+/// One page: its bits and how many of them are set.
+#[derive(Debug, Clone)]
+struct Page {
+    words: [u64; PAGE_WORDS],
+    count: u32,
+}
+
+impl Page {
+    fn empty() -> Box<Page> {
+        Box::new(Page {
+            words: [0; PAGE_WORDS],
+            count: 0,
+        })
+    }
+}
 
 /// A set of `u32` ids as a paged bitmap: pages of 32,768 ids are allocated when
 /// their first id is inserted and released when their last id is removed, so memory
 /// follows the span of live ids, not the largest id ever seen.
 #[derive(Default, Debug, Clone)]
 pub struct IdSet {
-    pages: Vec<Option<Page>>,
-    counts: Vec<u32>,
-    spare: Vec<Page>,
+    pages: Vec<Option<Box<Page>>>,
+    spare: Vec<Box<Page>>,
     len: usize,
+    /// Upper bound on the ids present (the largest ever inserted since the
+    /// last clear): ids arrive roughly in increasing order, so a lookup of a
+    /// fresh id is answered without touching a (cold) page.
+    hi: u32,
 }
 
 impl IdSet {
@@ -47,9 +64,12 @@ impl IdSet {
     /// Whether `id` is in the set.
     #[inline]
     pub fn contains(&self, id: u32) -> bool {
+        if id > self.hi {
+            return false;
+        }
         let (p, w, m) = Self::split(id);
         match self.pages.get(p) {
-            Some(Some(page)) => page[w] & m != 0,
+            Some(Some(page)) => page.words[w] & m != 0,
             _ => false,
         }
     }
@@ -57,38 +77,58 @@ impl IdSet {
     /// Insert `id`; `true` if it was not already present.
     #[inline]
     pub fn insert(&mut self, id: u32) -> bool {
+        self.hi = self.hi.max(id);
         let (p, w, m) = Self::split(id);
+        if let Some(Some(page)) = self.pages.get_mut(p) {
+            // Fast path: the page exists.
+            if page.words[w] & m != 0 {
+                return false;
+            }
+            page.words[w] |= m;
+            page.count += 1;
+            self.len += 1;
+            return true;
+        }
+        self.insert_new_page(p, w, m);
+        true
+    }
+
+    /// Insert into page `p`, which is not allocated yet.
+    #[cold]
+    #[inline(never)]
+    fn insert_new_page(&mut self, p: usize, w: usize, m: u64) {
         if p >= self.pages.len() {
             self.pages.resize_with(p + 1, || None);
-            self.counts.resize(p + 1, 0);
         }
-        let spare = &mut self.spare;
-        let page = self.pages[p]
-            .get_or_insert_with(|| spare.pop().unwrap_or_else(|| Box::new([0u64; PAGE_WORDS])));
-        if page[w] & m != 0 {
-            return false;
-        }
-        page[w] |= m;
-        self.counts[p] += 1;
+        let mut page = self.spare.pop().unwrap_or_else(Page::empty);
+        debug_assert_eq!(page.count, 0, "spare pages are empty");
+        page.words[w] = m;
+        page.count = 1;
+        self.pages[p] = Some(page);
         self.len += 1;
-        true
     }
 
     /// Remove `id`; `true` if it was present.
     #[inline]
     pub fn remove(&mut self, id: u32) -> bool {
-        let (p, w, m) = Self::split(id);
-        let Some(Some(page)) = self.pages.get_mut(p) else {
-            return false;
-        };
-        if page[w] & m == 0 {
+        if id > self.hi {
             return false;
         }
-        page[w] &= !m;
+        let (p, w, m) = Self::split(id);
+        let Some(slot) = self.pages.get_mut(p) else {
+            return false;
+        };
+        let Some(page) = slot else {
+            return false;
+        };
+        if page.words[w] & m == 0 {
+            return false;
+        }
+        page.words[w] &= !m;
+        page.count -= 1;
         self.len -= 1;
-        self.counts[p] -= 1;
-        if self.counts[p] == 0 {
-            if let Some(page) = self.pages[p].take() {
+        if page.count == 0 {
+            if let Some(page) = slot.take() {
                 // Every bit of an emptied page is already clear.
                 if self.spare.len() < MAX_SPARE_PAGES {
                     self.spare.push(page);
@@ -96,6 +136,12 @@ impl IdSet {
             }
         }
         true
+    }
+
+    /// An upper bound on the ids in the set (no id above it is present).
+    #[inline]
+    pub fn max_bound(&self) -> u32 {
+        self.hi
     }
 
     /// Number of ids in the set.
@@ -112,16 +158,17 @@ impl IdSet {
 
     /// Remove every id.
     pub fn clear(&mut self) {
-        for (slot, count) in self.pages.iter_mut().zip(self.counts.iter_mut()) {
+        for slot in self.pages.iter_mut() {
             if let Some(mut page) = slot.take() {
                 if self.spare.len() < MAX_SPARE_PAGES {
-                    page.fill(0);
+                    page.words.fill(0);
+                    page.count = 0;
                     self.spare.push(page);
                 }
             }
-            *count = 0;
         }
         self.len = 0;
+        self.hi = 0;
     }
 }
 

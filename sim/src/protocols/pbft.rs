@@ -107,7 +107,7 @@ use crate::protocol::{
     BlockRef, ByzantineBehaviour, Ctx, Message, NodeId, Protocol, Replica, TimerId, TxRef,
 };
 use crate::scenario::{Scenario, ScenarioError};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -129,6 +129,9 @@ pub const MAX_LOG_SLOTS: u64 = 8_192;
 pub const MAX_PENDING_TXS: usize = 200_000;
 /// Transaction ids remembered as executed, to drop late duplicate forwards.
 pub const MAX_RECENT_DONE: usize = 1 << 16;
+/// Executed transactions [`RecentDone`] may hold back before folding them into
+/// its bitmap.
+pub const MAX_RECENT_DONE_BACKLOG_TXS: usize = 16_384;
 /// Executed blocks kept to serve state transfer (the rest is a snapshot).
 pub const MAX_HISTORY_BLOCKS: usize = 1 << 16;
 /// Most blocks in one state-transfer reply.
@@ -490,7 +493,8 @@ impl Protocol for Pbft {
             vc_attempts: 0,
             nv_done: 0,
             last_nv: None,
-            log: BTreeMap::new(),
+            log: SlotLog::new(p.watermark_window),
+            hi_committed: 0,
             h: 0,
             stable_digest: [0; 32],
             last_exec: 0,
@@ -504,11 +508,10 @@ impl Protocol for Pbft {
             batch_timer: None,
             fwd_buf: Vec::new(),
             fwd_timer: None,
-            waiting: FxHashMap::default(),
+            waiting: IdSet::new(),
             waiting_order: VecDeque::new(),
             req_timer: None,
-            recent_done: IdSet::new(),
-            recent_done_order: VecDeque::new(),
+            recent_done: RecentDone::default(),
             vcs: BTreeMap::new(),
             catchup_timer: None,
             catchup_attempt: 0,
@@ -533,8 +536,15 @@ struct Vote {
     block: BlockRef,
 }
 
+/// One log slot; cache-line aligned (two lines) so a vote touches as few
+/// lines of the ring as possible.
 #[derive(Default, Debug)]
+#[repr(align(64))]
 struct Slot {
+    /// Sequence number this slot holds (valid while `used`).
+    seq: u64,
+    /// Whether the slot is in the log.
+    used: bool,
     /// Accepted pre-prepare `(view, block)` (the latest view's).
     pp: Option<(u64, BlockRef)>,
     prepares: Vec<Vote>,
@@ -548,8 +558,132 @@ struct Slot {
 }
 
 impl Slot {
+    /// Reset to an empty slot for `seq`.
+    fn reset(&mut self, seq: u64) {
+        self.seq = seq;
+        self.used = true;
+        self.pp = None;
+        self.prepares.clear();
+        self.commits.clear();
+        self.prepared = None;
+        self.sent_commit = None;
+        self.committed = None;
+    }
+
+    /// Take the slot out of the log. The vote vectors are freed rather than
+    /// kept: a slot is reused only a watermark window later, when its old
+    /// buffers are cold, while fresh small allocations come back warm.
+    fn release(&mut self) {
+        self.used = false;
+        self.prepares = Vec::new();
+        self.commits = Vec::new();
+    }
+
     fn has_body(&self, b: BlockRef) -> bool {
         self.pp.is_some_and(|(_, x)| x == b) || self.prepared.is_some_and(|(_, x)| x == b)
+    }
+}
+
+/// The message log: slots for sequence numbers in `(h, h + L]` (the watermark
+/// window) in a ring indexed by `seq mod capacity`, where capacity is `L`
+/// rounded up to a power of two, so any `L` consecutive sequence numbers map to
+/// distinct slots. Same contents as a `BTreeMap<u64, Slot>` restricted to the
+/// window, without the tree search on every vote.
+#[derive(Debug)]
+struct SlotLog {
+    ring: Vec<Slot>,
+    mask: u64,
+    /// Slots in use.
+    len: usize,
+}
+
+impl SlotLog {
+    /// A log for a watermark window of `l` slots (`1 <= l <= MAX_LOG_SLOTS`).
+    fn new(l: u64) -> Self {
+        assert!(
+            (1..=MAX_LOG_SLOTS).contains(&l),
+            "pbft watermark window {l} outside 1..={MAX_LOG_SLOTS}"
+        );
+        let cap = l.next_power_of_two();
+        SlotLog {
+            ring: (0..cap).map(|_| Slot::default()).collect(),
+            mask: cap - 1,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn index(&self, seq: u64) -> usize {
+        (seq & self.mask) as usize
+    }
+
+    /// The slot of `seq`, if present.
+    #[inline]
+    fn get(&self, seq: u64) -> Option<&Slot> {
+        let s = &self.ring[self.index(seq)];
+        (s.used && s.seq == seq).then_some(s)
+    }
+
+    /// The slot of `seq`, if present.
+    #[inline]
+    fn get_mut(&mut self, seq: u64) -> Option<&mut Slot> {
+        let i = self.index(seq);
+        let s = &mut self.ring[i];
+        (s.used && s.seq == seq).then_some(s)
+    }
+
+    /// The slot of `seq`, created empty if absent. The caller keeps `seq`
+    /// inside the window, so the ring position is free or already `seq`'s.
+    #[inline]
+    fn entry(&mut self, seq: u64) -> &mut Slot {
+        let i = self.index(seq);
+        let s = &mut self.ring[i];
+        if !s.used {
+            s.reset(seq);
+            self.len += 1;
+        }
+        assert_eq!(
+            s.seq, seq,
+            "pbft log slot of seq {seq} is held by seq {}",
+            s.seq
+        );
+        s
+    }
+
+    /// Drop every slot at or below `seq`, given that all slots are in
+    /// `(old_h, old_h + l]`.
+    fn drop_through(&mut self, old_h: u64, l: u64, seq: u64) {
+        let hi = seq.min(old_h + l);
+        if hi - old_h >= self.ring.len() as u64 {
+            for s in &mut self.ring {
+                s.release();
+            }
+            self.len = 0;
+            return;
+        }
+        for x in old_h + 1..=hi {
+            let i = self.index(x);
+            let s = &mut self.ring[i];
+            if s.used && s.seq == x {
+                s.release();
+                self.len -= 1;
+            }
+        }
+    }
+
+    /// Slots in sequence order among `from..=to`.
+    fn range(&self, from: u64, to: u64) -> impl Iterator<Item = (u64, &Slot)> + '_ {
+        let to = to.min(from.saturating_add(self.ring.len() as u64 - 1));
+        (from..=to).filter_map(move |x| self.get(x).map(|s| (x, s)))
+    }
+
+    /// Drop everything.
+    #[cfg(test)]
+    fn clear(&mut self) {
+        for s in &mut self.ring {
+            s.release();
+        }
+        self.len = 0;
     }
 }
 
@@ -578,6 +712,78 @@ fn count_matching(votes: &[Vote], view: u64, block: BlockRef) -> usize {
         .count()
 }
 
+/// Transaction ids executed recently: the last [`MAX_RECENT_DONE`] distinct
+/// ones, in execution order, to drop late duplicate requests.
+///
+/// Executed blocks are queued (one handle per block) and folded into the
+/// bitmap, block by block exactly as an eager insert-then-evict would, only
+/// when a lookup could be affected (an id not above the largest one seen) or
+/// the backlog reaches [`MAX_RECENT_DONE_BACKLOG_TXS`]. Lookups of fresh ids,
+/// which are above every executed one, need no fold; folding many blocks at
+/// once touches each bitmap line once instead of once per block. Answers are
+/// those of the eager set.
+#[derive(Default, Debug)]
+struct RecentDone {
+    set: IdSet,
+    order: VecDeque<u32>,
+    backlog: VecDeque<BlockRef>,
+    backlog_txs: usize,
+    /// Largest id in the backlog (meaningful while it is non-empty).
+    backlog_hi: u32,
+}
+
+impl RecentDone {
+    /// Record the execution of `block`; `txs_of` gives a block's transactions.
+    fn record<'b>(&mut self, block: BlockRef, txs_of: impl Fn(BlockRef) -> &'b [TxRef]) {
+        let txs = txs_of(block);
+        // Folding an empty block changes nothing (the set is within bounds
+        // after every fold).
+        let Some(hi) = txs.iter().map(|t| t.id).max() else {
+            return;
+        };
+        self.backlog_hi = if self.backlog.is_empty() {
+            hi
+        } else {
+            self.backlog_hi.max(hi)
+        };
+        self.backlog.push_back(block);
+        self.backlog_txs += txs.len();
+        if self.backlog_txs >= MAX_RECENT_DONE_BACKLOG_TXS {
+            self.fold(txs_of);
+        }
+    }
+
+    /// Fold the backlog into the set, block by block.
+    fn fold<'b>(&mut self, txs_of: impl Fn(BlockRef) -> &'b [TxRef]) {
+        for b in self.backlog.drain(..) {
+            for tx in txs_of(b) {
+                if self.set.insert(tx.id) {
+                    self.order.push_back(tx.id);
+                }
+            }
+            while self.order.len() > MAX_RECENT_DONE {
+                if let Some(id) = self.order.pop_front() {
+                    self.set.remove(id);
+                }
+            }
+        }
+        self.backlog_txs = 0;
+    }
+
+    /// Whether `id` is among the recently executed transactions.
+    #[inline]
+    fn contains<'b>(&mut self, id: u32, txs_of: impl Fn(BlockRef) -> &'b [TxRef]) -> bool {
+        if !self.backlog.is_empty() {
+            if id > self.backlog_hi && id > self.set.max_bound() {
+                // Neither in the backlog nor in the set, folded or not.
+                return false;
+            }
+            self.fold(txs_of);
+        }
+        self.set.contains(id)
+    }
+}
+
 /// One PBFT replica.
 pub struct PbftReplica {
     me: NodeId,
@@ -604,7 +810,11 @@ pub struct PbftReplica {
     nv_done: u64,
     last_nv: Option<Arc<NewViewMsg>>,
     // Log (durable).
-    log: BTreeMap<u64, Slot>,
+    log: SlotLog,
+    /// Highest sequence number with a commit certificate seen in the log (a
+    /// slot is only dropped once executed, so `hi_committed > last_exec` iff
+    /// some slot above `last_exec` is committed).
+    hi_committed: u64,
     h: u64,
     stable_digest: [u8; 32],
     last_exec: u64,
@@ -620,11 +830,14 @@ pub struct PbftReplica {
     batch_timer: Option<TimerId>,
     fwd_buf: Vec<TxRef>,
     fwd_timer: Option<TimerId>,
-    waiting: FxHashMap<u32, TxRef>,
-    waiting_order: VecDeque<(u32, TimeNs)>,
+    /// Ids of the transactions this backup gateway forwarded and waits to see
+    /// executed (a bitmap: most executed transactions are not this replica's).
+    waiting: IdSet,
+    /// The waiting transactions in request-timer order (every waiting id has
+    /// an entry; entries of executed ones are dropped lazily).
+    waiting_order: VecDeque<(TxRef, TimeNs)>,
     req_timer: Option<TimerId>,
-    recent_done: IdSet,
-    recent_done_order: VecDeque<u32>,
+    recent_done: RecentDone,
     // View change / state transfer (volatile).
     vcs: BTreeMap<u64, Vec<Arc<ViewChangeMsg>>>,
     catchup_timer: Option<TimerId>,
@@ -682,7 +895,7 @@ fn compute_o(vcs: &[Arc<ViewChangeMsg>], l: u64) -> (u64, Vec<(u64, Option<Block
 impl PbftReplica {
     /// Slots currently in the log (bounded by the watermark window).
     pub fn log_len(&self) -> usize {
-        self.log.len()
+        self.log.len
     }
 
     /// Largest log length seen so far.
@@ -734,17 +947,23 @@ impl PbftReplica {
     }
 
     fn slot(&mut self, seq: u64) -> &mut Slot {
-        let s = self.log.entry(seq).or_default();
-        s
+        assert!(
+            self.in_watermarks(seq),
+            "pbft node {} touches log slot {seq} outside the watermarks ({}, {}]",
+            self.me,
+            self.h,
+            self.h + self.l
+        );
+        self.log.entry(seq)
     }
 
     fn note_log_len(&mut self) {
-        self.max_log_len = self.max_log_len.max(self.log.len());
+        self.max_log_len = self.max_log_len.max(self.log.len);
         assert!(
-            self.log.len() as u64 <= self.l,
+            self.log.len as u64 <= self.l,
             "pbft log of node {} holds {} slots, above the watermark window {}",
             self.me,
-            self.log.len(),
+            self.log.len,
             self.l
         );
     }
@@ -756,33 +975,96 @@ impl PbftReplica {
     // ----- client requests -------------------------------------------------
 
     fn enqueue(&mut self, ctx: &mut C<'_>, tx: TxRef) {
-        if self.queued.contains(tx.id) || self.recent_done.contains(tx.id) {
-            return;
+        if self.push_pending(ctx, tx) {
+            self.try_propose(ctx);
+        }
+    }
+
+    /// Queue `tx` at the primary unless it is a duplicate or the pool is
+    /// full; `true` if queued (the caller then owes a `try_propose`).
+    #[inline]
+    fn push_pending(&mut self, ctx: &C<'_>, tx: TxRef) -> bool {
+        if self.queued.contains(tx.id) || self.recent_done.contains(tx.id, |b| ctx.block_txs(b)) {
+            return false;
         }
         if self.pending.len() >= MAX_PENDING_TXS {
             self.dropped_txs += 1;
-            return;
+            return false;
         }
         self.queued.insert(tx.id);
         self.pending.push_back((tx, ctx.now()));
         self.pending_bytes += u64::from(tx.size_bytes);
-        self.try_propose(ctx);
+        true
+    }
+
+    /// Whether `try_propose` could propose a block now (a full batch or an
+    /// expired batch timeout). When it is `false`, `try_propose` would only
+    /// re-arm the batch timer, so a run of enqueues within one handler may
+    /// defer that to a single call at its end: the timer ends up with the
+    /// same due time, set in the same handler, so the event order is the same.
+    #[inline]
+    fn propose_may_fire(&self, ctx: &C<'_>) -> bool {
+        self.pending.len() >= self.block_max_tx
+            || self.pending_bytes >= self.block_max_bytes
+            || self
+                .pending
+                .front()
+                .is_some_and(|&(_, at)| ctx.now() >= at + self.batch_timeout_ns)
+    }
+
+    /// [`Self::enqueue`] for a batch of transactions (a FORWARD): proposes at
+    /// exactly the points where per-transaction enqueues would, and re-arms
+    /// the batch timer once.
+    fn enqueue_batch(&mut self, ctx: &mut C<'_>, txs: &[TxRef]) {
+        let mut deferred = false;
+        for &tx in txs {
+            if !self.push_pending(ctx, tx) {
+                continue;
+            }
+            if self.propose_may_fire(ctx) {
+                self.try_propose(ctx);
+                deferred = false;
+            } else {
+                deferred = true;
+            }
+        }
+        if deferred {
+            self.try_propose(ctx);
+        }
     }
 
     fn add_waiting(&mut self, ctx: &mut C<'_>, tx: TxRef) {
-        if self.waiting.contains_key(&tx.id) || self.recent_done.contains(tx.id) {
+        if self.waiting.contains(tx.id) || self.recent_done.contains(tx.id, |b| ctx.block_txs(b)) {
             return;
         }
         if self.waiting.len() >= MAX_PENDING_TXS {
             self.dropped_txs += 1;
             return;
         }
-        self.waiting.insert(tx.id, tx);
-        self.waiting_order.push_back((tx.id, ctx.now()));
+        self.waiting.insert(tx.id);
+        self.waiting_order.push_back((tx, ctx.now()));
         self.fwd_buf.push(tx);
         if self.req_timer.is_none() {
             self.req_timer = Some(ctx.set_timer(self.request_timeout_ns, PbftTimer::Request));
         }
+    }
+
+    /// The waiting transactions, sorted by id (each once).
+    fn waiting_txs(&self) -> Vec<TxRef> {
+        let mut txs: Vec<TxRef> = self
+            .waiting_order
+            .iter()
+            .map(|&(tx, _)| tx)
+            .filter(|tx| self.waiting.contains(tx.id))
+            .collect();
+        txs.sort_unstable();
+        txs.dedup();
+        debug_assert_eq!(
+            txs.len(),
+            self.waiting.len(),
+            "waiting_order covers waiting"
+        );
+        txs
     }
 
     fn flush_forward(&mut self, ctx: &mut C<'_>) {
@@ -1005,7 +1287,7 @@ impl PbftReplica {
         }
         let view = self.view;
         let (me, q, cap) = (self.me, self.q, self.vote_cap());
-        let Some(slot) = self.log.get_mut(&seq) else {
+        let Some(slot) = self.log.get_mut(seq) else {
             return;
         };
         let Some((v, b)) = slot.pp else {
@@ -1034,21 +1316,30 @@ impl PbftReplica {
 
     fn check_committed(&mut self, ctx: &mut C<'_>, seq: u64) {
         let q = self.q;
-        let Some(slot) = self.log.get_mut(&seq) else {
+        let Some(slot) = self.log.get_mut(seq) else {
             return;
         };
         if slot.committed.is_some() {
             return;
         }
-        let mut found = None;
-        for v in &slot.commits {
-            if count_matching(&slot.commits, v.view, v.block) >= q {
-                found = Some(v.block);
-                break;
-            }
-        }
+        // Every added commit is followed by this check, so before the last
+        // one no (view, block) had `q` matching commits: only the last vote's
+        // group can have reached `q` now.
+        let found = slot
+            .commits
+            .last()
+            .filter(|v| count_matching(&slot.commits, v.view, v.block) >= q)
+            .map(|v| v.block);
+        debug_assert_eq!(
+            found.is_some(),
+            slot.commits
+                .iter()
+                .any(|v| count_matching(&slot.commits, v.view, v.block) >= q),
+            "a commit quorum formed without being checked"
+        );
         if let Some(b) = found {
             slot.committed = Some(b);
+            self.hi_committed = self.hi_committed.max(seq);
             self.try_execute(ctx);
         }
     }
@@ -1056,7 +1347,7 @@ impl PbftReplica {
     fn try_execute(&mut self, ctx: &mut C<'_>) {
         loop {
             let s = self.last_exec + 1;
-            let Some(slot) = self.log.get(&s) else {
+            let Some(slot) = self.log.get(s) else {
                 break;
             };
             let Some(b) = slot.committed else {
@@ -1075,21 +1366,22 @@ impl PbftReplica {
 
     fn execute(&mut self, ctx: &mut C<'_>, seq: u64, block: BlockRef) {
         assert_eq!(seq, self.last_exec + 1, "pbft executes out of order");
-        let n_txs = ctx.block_txs(block).len();
-        for tx in ctx.block_txs(block) {
-            if !self.waiting.is_empty() {
-                self.waiting.remove(&tx.id);
-            }
-            self.queued.remove(tx.id);
-            if self.recent_done.insert(tx.id) {
-                self.recent_done_order.push_back(tx.id);
-            }
-        }
-        while self.recent_done_order.len() > MAX_RECENT_DONE {
-            if let Some(id) = self.recent_done_order.pop_front() {
-                self.recent_done.remove(id);
+        let txs = ctx.block_txs(block);
+        let n_txs = txs.len();
+        // Removing from an empty set is a no-op: skip the per-transaction
+        // lookups where this replica holds nothing (queued is the primary's,
+        // waiting a gateway's).
+        if !self.waiting.is_empty() {
+            for tx in txs {
+                self.waiting.remove(tx.id);
             }
         }
+        if !self.queued.is_empty() {
+            for tx in txs {
+                self.queued.remove(tx.id);
+            }
+        }
+        self.recent_done.record(block, |b| ctx.block_txs(b));
         ctx.charge_execute(n_txs as u64);
         ctx.charge_hash(2 * DIGEST_BYTES);
         let d = ctx.block_digest(block);
@@ -1121,13 +1413,18 @@ impl PbftReplica {
     }
 
     fn behind(&self) -> bool {
-        self.log
-            .range(self.last_exec + 1..)
-            .any(|(_, s)| s.committed.is_some())
+        debug_assert_eq!(
+            self.hi_committed > self.last_exec,
+            self.log
+                .range(self.last_exec + 1, self.h + self.l)
+                .any(|(_, s)| s.committed.is_some()),
+            "hi_committed out of step with the log"
+        );
+        self.hi_committed > self.last_exec
             || self
                 .checkpoints
-                .iter()
-                .any(|(&s, v)| s > self.last_exec && v.len() >= self.q)
+                .range(self.last_exec + 1..)
+                .any(|(_, v)| v.len() >= self.q)
     }
 
     // ----- checkpoints ---------------------------------------------------------
@@ -1179,9 +1476,9 @@ impl PbftReplica {
         if seq <= self.h {
             return;
         }
+        self.log.drop_through(self.h, self.l, seq);
         self.h = seq;
         self.stable_digest = digest;
-        self.log = self.log.split_off(&(seq + 1));
         self.checkpoints = self.checkpoints.split_off(&(seq + 1));
     }
 
@@ -1208,8 +1505,8 @@ impl PbftReplica {
         }
         let prepared: Vec<(u64, u64, BlockRef)> = self
             .log
-            .range(self.h + 1..)
-            .filter_map(|(&s, sl)| sl.prepared.map(|(v, b)| (s, v, b)))
+            .range(self.h + 1, self.h + self.l)
+            .filter_map(|(s, sl)| sl.prepared.map(|(v, b)| (s, v, b)))
             .collect();
         let q = self.q as u64;
         let size_bytes = HEADER_BYTES
@@ -1471,8 +1768,7 @@ impl PbftReplica {
                 self.queued.insert(tx.id);
             }
             // Take over my own forwarded-but-unexecuted requests.
-            let mut mine: Vec<TxRef> = self.waiting.values().copied().collect();
-            mine.sort_unstable();
+            let mine = self.waiting_txs();
             self.waiting.clear();
             self.waiting_order.clear();
             self.fwd_buf.clear();
@@ -1496,24 +1792,19 @@ impl PbftReplica {
                 }
             }
             // Re-forward what the old primary did not get executed.
-            let mut again: Vec<TxRef> = self
-                .waiting
-                .values()
-                .copied()
-                .filter(|t| !o_txs.contains(&t.id))
-                .collect();
-            again.sort_unstable();
+            let mut again = self.waiting_txs();
+            again.retain(|t| !o_txs.contains(&t.id));
             let now = ctx.now();
             self.fwd_buf.clear();
             self.waiting_order.clear();
             for tx in again {
-                self.waiting_order.push_back((tx.id, now));
+                self.waiting_order.push_back((tx, now));
                 self.fwd_buf.push(tx);
             }
             for &(_, b) in &nv.o {
                 for t in ctx.block_txs(b) {
-                    if self.waiting.contains_key(&t.id) {
-                        self.waiting_order.push_back((t.id, now));
+                    if self.waiting.contains(t.id) {
+                        self.waiting_order.push_back((*t, now));
                     }
                 }
             }
@@ -1715,9 +2006,7 @@ impl PbftReplica {
             PbftMsg::Forward { txs, .. } => {
                 ctx.charge_verify(1);
                 if self.is_primary() && self.active() {
-                    for &tx in txs.iter() {
-                        self.enqueue(ctx, tx);
-                    }
+                    self.enqueue_batch(ctx, &txs);
                 }
             }
             PbftMsg::PrePrepare {
@@ -1856,8 +2145,8 @@ impl Replica for PbftReplica {
             }
             PbftTimer::Request => {
                 self.req_timer = None;
-                while let Some(&(id, _)) = self.waiting_order.front() {
-                    if self.waiting.contains_key(&id) {
+                while let Some(&(tx, _)) = self.waiting_order.front() {
+                    if self.waiting.contains(tx.id) {
                         break;
                     }
                     self.waiting_order.pop_front();
@@ -1973,5 +2262,165 @@ impl Replica for PbftReplica {
         self.request_state(ctx);
         self.catchup_timer =
             Some(ctx.set_timer(4 * self.state_delay_ns.max(1), PbftTimer::CatchUp));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        BlockRef, RecentDone, Slot, SlotLog, TxRef, Vote, MAX_RECENT_DONE,
+        MAX_RECENT_DONE_BACKLOG_TXS,
+    };
+    use crate::idset::IdSet;
+    use std::collections::{BTreeMap, VecDeque};
+
+    /// The lazily folded recent-done set answers every lookup as the eager
+    /// one (insert each executed id, then evict the oldest beyond
+    /// `MAX_RECENT_DONE`) does: across evictions, duplicate executions, empty
+    /// blocks, backlog-limit folds and lookups of old, recent and fresh ids.
+    #[test]
+    fn recent_done_matches_the_eager_set() {
+        let mut blocks: Vec<Vec<TxRef>> = Vec::new();
+        let mut lazy = RecentDone::default();
+        let (mut eager, mut order) = (IdSet::new(), VecDeque::new());
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next_id = 0u32;
+        let total = 3 * MAX_RECENT_DONE + MAX_RECENT_DONE_BACKLOG_TXS;
+        while (next_id as usize) < total {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // A block of up to 150 ids, shuffled a little, sometimes with a
+            // re-executed old id or an empty body.
+            let n = (x % 151) as u32;
+            let mut txs: Vec<TxRef> = (0..n)
+                .map(|i| TxRef {
+                    id: next_id + (i ^ ((x >> 20) as u32 % 4)).min(n - 1),
+                    size_bytes: 1,
+                })
+                .collect();
+            next_id += n;
+            if x % 7 == 0 && next_id > 10 {
+                txs.push(TxRef {
+                    id: next_id - 1 - (x >> 30) as u32 % next_id.min(100_000),
+                    size_bytes: 1,
+                });
+            }
+            blocks.push(txs);
+            let b = BlockRef(blocks.len() as u32 - 1);
+            let txs_of = |b: BlockRef| blocks[b.0 as usize].as_slice();
+            for tx in txs_of(b) {
+                if eager.insert(tx.id) {
+                    order.push_back(tx.id);
+                }
+            }
+            while order.len() > MAX_RECENT_DONE {
+                let id = order.pop_front().expect("non-empty");
+                eager.remove(id);
+            }
+            lazy.record(b, txs_of);
+            // Mostly fresh-id lookups (no fold), sometimes old or recent ones.
+            for k in 0..3u64 {
+                let probe = match (x >> (40 + k)) % 4 {
+                    0 => next_id + 5,
+                    1 => next_id.saturating_sub(1 + (x >> 8) as u32 % 200),
+                    2 => next_id.saturating_sub((x >> 12) as u32 % (2 * MAX_RECENT_DONE as u32)),
+                    _ => next_id + 1_000,
+                };
+                if (x >> 50) % 5 != 0 || k == 0 {
+                    assert_eq!(
+                        lazy.contains(probe, txs_of),
+                        eager.contains(probe),
+                        "id {probe} after block {}",
+                        b.0
+                    );
+                }
+            }
+            assert!(lazy.backlog_txs < MAX_RECENT_DONE_BACKLOG_TXS);
+        }
+        let txs_of = |b: BlockRef| blocks[b.0 as usize].as_slice();
+        for probe in 0..next_id + 10 {
+            assert_eq!(lazy.contains(probe, txs_of), eager.contains(probe));
+        }
+        assert_eq!(lazy.order, order);
+    }
+
+    /// The ring log holds exactly what a `BTreeMap<u64, Slot>` restricted to
+    /// the watermark window `(h, h + l]` would, across slot creation, vote
+    /// updates, watermark advances (small steps, and jumps past the whole
+    /// window as after a state-transfer snapshot) and window sizes that are
+    /// and are not powers of two.
+    #[test]
+    fn ring_log_matches_a_btree_map() {
+        for l in [1u64, 3, 8, 10, 256, 300] {
+            let mut ring = SlotLog::new(l);
+            let mut model: BTreeMap<u64, u64> = BTreeMap::new(); // seq -> votes
+            let mut h = 0u64;
+            let mut x: u64 = 0x2545_F491_4F6C_DD1D ^ l;
+            for step in 0..20_000u32 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                match x % 10 {
+                    0 => {
+                        // Advance the low watermark (sometimes past the window).
+                        let jump = if x % 97 == 0 {
+                            3 * l + 5
+                        } else {
+                            1 + (x >> 8) % l
+                        };
+                        let new_h = h + jump;
+                        ring.drop_through(h, l, new_h);
+                        model = model.split_off(&(new_h + 1));
+                        h = new_h;
+                    }
+                    1 if step % 1000 == 0 => {
+                        ring.clear();
+                        model.clear();
+                    }
+                    _ => {
+                        let seq = h + 1 + (x >> 16) % l;
+                        let slot = ring.entry(seq);
+                        slot.prepares.push(Vote {
+                            from: 0,
+                            view: 0,
+                            block: BlockRef(0),
+                        });
+                        *model.entry(seq).or_default() += 1;
+                    }
+                }
+                assert_eq!(ring.len, model.len(), "l = {l}, step {step}");
+                let got: Vec<(u64, usize)> = ring
+                    .range(h + 1, h + l)
+                    .map(|(s, sl)| (s, sl.prepares.len()))
+                    .collect();
+                let want: Vec<(u64, usize)> =
+                    model.iter().map(|(&s, &n)| (s, n as usize)).collect();
+                assert_eq!(got, want, "l = {l}, step {step}");
+                let probe = h + (x >> 24) % (2 * l + 2);
+                assert_eq!(
+                    ring.get(probe).map(|s| s.prepares.len()),
+                    model.get(&probe).map(|&n| n as usize)
+                );
+            }
+        }
+    }
+
+    /// A reused slot starts empty.
+    #[test]
+    fn reused_slot_is_reset() {
+        let mut ring = SlotLog::new(4);
+        let s = ring.entry(3);
+        s.committed = Some(BlockRef(7));
+        s.commits.push(Vote {
+            from: 1,
+            view: 2,
+            block: BlockRef(7),
+        });
+        ring.drop_through(0, 4, 3);
+        assert!(ring.get(3).is_none());
+        let s: &Slot = ring.entry(7);
+        assert!(s.committed.is_none() && s.commits.is_empty() && s.pp.is_none());
+        assert_eq!(ring.len, 1);
     }
 }
