@@ -22,7 +22,6 @@ use crate::run::RunOptions;
 use crate::scenario::{Scenario, ScenarioError};
 use crate::store::BlockStore;
 use ledger_core::{Receipt, ShardOp, Vote};
-use rustc_hash::FxHashMap;
 use simrand::Stream;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -91,8 +90,13 @@ impl<M, T> NodeState<M, T> {
     }
 }
 
+/// Most heights an honest commit may run ahead of the heights decided so far on its
+/// shard (a bound on the growth of `ShardCommits::decided` per commit).
+const MAX_HEIGHT_JUMP: u64 = 1 << 24;
+
 struct ShardCommits {
-    decided: FxHashMap<u64, BlockRef>,
+    /// The block decided at height `h` is `decided[h - 1]` (heights are dense from 1).
+    decided: Vec<Option<BlockRef>>,
     pending: BTreeMap<u64, (BlockRef, TimeNs)>,
     next_exec: u64,
 }
@@ -280,7 +284,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             parked_free: Vec::new(),
             commits: (0..shards)
                 .map(|_| ShardCommits {
-                    decided: FxHashMap::default(),
+                    decided: Vec::new(),
                     pending: BTreeMap::new(),
                     next_exec: 1,
                 })
@@ -915,9 +919,10 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             ));
         }
         let sc = &mut self.commits[shard as usize];
-        match sc.decided.get(&height) {
-            Some(&b) if b == block => return Ok(()),
-            Some(&b) => {
+        let idx = (height - 1) as usize;
+        match sc.decided.get(idx).copied().flatten() {
+            Some(b) if b == block => return Ok(()),
+            Some(b) => {
                 let what = format!(
                     "safety: honest node {node} of shard {shard} committed block {} at height {height}, another honest replica committed block {}",
                     block.0, b.0
@@ -926,7 +931,17 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             }
             None => {}
         }
-        sc.decided.insert(height, block);
+        if idx >= sc.decided.len() {
+            if height > sc.decided.len() as u64 + MAX_HEIGHT_JUMP {
+                let what = format!(
+                    "node {node} committed height {height} on shard {shard}, more than {MAX_HEIGHT_JUMP} above the {} heights decided",
+                    sc.decided.len()
+                );
+                return Err(self.violation(t, what));
+            }
+            sc.decided.resize(idx + 1, None);
+        }
+        sc.decided[idx] = Some(block);
         if height < sc.next_exec {
             return Err(self.violation(
                 t,
