@@ -7,8 +7,8 @@
 //! event once the slab and heap have grown to the peak number of pending events.
 //!
 //! The keys live in a ring of 262 µs buckets covering the next 268 ms, with an
-//! overflow heap beyond it: scheduling appends to a bucket, and a bucket's handful of
-//! keys is sorted once when the ring reaches it (no sift through every pending event).
+//! overflow heap beyond it: scheduling appends to a bucket, and a bucket's keys become
+//! a small heap when the ring reaches it (no sift through every pending event).
 //!
 //! Events can be cancelled by their [`EventId`]; a cancelled event's slot is freed
 //! at once and its heap key is skipped when it surfaces (the slot records the
@@ -102,22 +102,23 @@ fn bucket_of(key: u128) -> u64 {
 /// The priority queue of packed keys: a ring of buckets for the next 268 ms and a
 /// heap for keys beyond it.
 ///
-/// A bucket holds the few keys of one 262 µs slice, unsorted: scheduling appends.
-/// When the ring reaches a bucket, its keys are sorted once (a handful of them) and
-/// popped from the end, so neither a push nor a pop sifts through a heap of every
-/// pending event. Order is exactly the packed key order: buckets partition time,
-/// the ring is visited in time order from `cur`, keys scheduled into the current
-/// bucket are inserted in sorted position, and every overflow key lies beyond the
-/// ring (`bucket >= cur + RING_BUCKETS`, restored each time `cur` advances).
+/// A bucket holds the keys of one 262 µs slice, unsorted: scheduling appends. When
+/// the ring reaches a bucket, its keys become a small heap (built in one pass), so a
+/// pop sifts through the keys of one slice, not through every pending event, and a
+/// dense bucket costs O(log n) per operation. Order is exactly the packed key order:
+/// buckets partition time, the ring is visited in time order from `cur`, keys
+/// scheduled into the current bucket join its heap, and every overflow key lies
+/// beyond the ring (`bucket >= cur + RING_BUCKETS`, restored each time `cur` advances).
 struct TimeQueue {
     /// Unsorted keys of the buckets after `cur`, indexed by bucket mod RING_BUCKETS.
-    ring: Vec<Vec<u128>>,
+    ring: Vec<Vec<Reverse<u128>>>,
     /// Bit `i`: `ring[i]` holds keys.
     occupied: [u64; RING_WORDS],
     /// Absolute bucket number (`time >> BUCKET_SHIFT`) of the current bucket.
     cur: u64,
-    /// Keys of bucket `cur`, sorted descending (the smallest is popped from the end).
-    current: Vec<u128>,
+    /// Keys of bucket `cur`, a min-heap (built in one pass when the bucket becomes
+    /// current; keys scheduled into the current bucket are pushed into it).
+    current: BinaryHeap<Reverse<u128>>,
     overflow: MinHeap,
 }
 
@@ -127,7 +128,7 @@ impl Default for TimeQueue {
             ring: (0..RING_BUCKETS).map(|_| Vec::new()).collect(),
             occupied: [0; RING_WORDS],
             cur: 0,
-            current: Vec::new(),
+            current: BinaryHeap::new(),
             overflow: MinHeap::default(),
         }
     }
@@ -143,11 +144,10 @@ impl TimeQueue {
         assert!(b >= self.cur, "key before the current bucket");
         let ahead = b - self.cur;
         if ahead == 0 {
-            let at = self.current.partition_point(|&k| k > key);
-            self.current.insert(at, key);
+            self.current.push(Reverse(key));
         } else if ahead < RING_BUCKETS as u64 {
             let i = (b as usize) & (RING_BUCKETS - 1);
-            self.ring[i].push(key);
+            self.ring[i].push(Reverse(key));
             self.occupied[i / 64] |= 1 << (i % 64);
         } else {
             self.overflow.push(key);
@@ -158,7 +158,7 @@ impl TimeQueue {
     #[inline]
     fn pop(&mut self) -> Option<u128> {
         loop {
-            if let Some(k) = self.current.pop() {
+            if let Some(Reverse(k)) = self.current.pop() {
                 return Some(k);
             }
             let i = (self.cur as usize) & (RING_BUCKETS - 1);
@@ -169,9 +169,10 @@ impl TimeQueue {
             // Make the new bucket current (its emptied buffer goes back to the ring),
             // then bring in overflow keys that the ring now reaches.
             let j = (self.cur as usize) & (RING_BUCKETS - 1);
-            std::mem::swap(&mut self.current, &mut self.ring[j]);
+            let keys = std::mem::take(&mut self.ring[j]);
+            let emptied = std::mem::replace(&mut self.current, BinaryHeap::from(keys));
+            self.ring[j] = emptied.into_vec();
             self.occupied[j / 64] &= !(1 << (j % 64));
-            self.current.sort_unstable_by(|a, b| b.cmp(a));
             self.refill();
         }
     }
