@@ -110,15 +110,7 @@ impl PatientTable {
     /// `r × len`, the coin from the low part.
     #[inline]
     pub(crate) fn sample_with(&self, r: u64) -> usize {
-        let m = (r as u128) * (self.alias.len() as u128);
-        let i = (m >> 64) as usize;
-        let coin = ((m as u64) >> 32) as u32;
-        let e = self.alias[i];
-        if coin < e as u32 {
-            i
-        } else {
-            (e >> 32) as usize
-        }
+        crate::synth::alias_pick(&self.alias, r)
     }
 
     /// Fill `out` with consecutive draws from `rng` (exactly what as many

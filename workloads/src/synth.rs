@@ -132,15 +132,7 @@ impl PackedAlias {
     /// Draw an outcome index.
     #[inline]
     pub(crate) fn sample(&self, rng: &mut simrand::Stream) -> usize {
-        let m = (rng.next_u64() as u128) * (self.entries.len() as u128);
-        let i = (m >> 64) as usize;
-        let coin = ((m as u64) >> 32) as u32;
-        let e = self.entries[i];
-        if coin < e as u32 {
-            i
-        } else {
-            (e >> 32) as usize
-        }
+        alias_pick(&self.entries, rng.next_u64())
     }
 }
 
@@ -198,5 +190,20 @@ impl LognormalTable {
     pub(crate) fn sample(&self, rng: &mut simrand::Stream) -> f64 {
         // LOGNORMAL_BINS = 2^12: the top 12 bits pick the bin.
         self.factors[(rng.next_u64() >> 52) as usize]
+    }
+}
+
+/// The outcome a 64-bit draw `r` picks from packed alias `entries` (each `alias << 32 |
+/// threshold`): the column from the high part of `r × len`, the coin from the low part.
+#[inline]
+pub(crate) fn alias_pick(entries: &[u64], r: u64) -> usize {
+    let m = (r as u128) * (entries.len() as u128);
+    let i = (m >> 64) as usize;
+    let coin = ((m as u64) >> 32) as u32;
+    let e = entries[i];
+    if coin < e as u32 {
+        i
+    } else {
+        (e >> 32) as usize
     }
 }
