@@ -329,7 +329,7 @@ impl Ctx<'_> {
 
 /// Calls `f` with the state keys that executing `tx` looks up first (on any shard; keys a
 /// shard does not own are simply absent from its state). Used to warm the cache before a
-/// block executes (see [`State::prefetch`]): a hint, never a decision, so a missing or
+/// block executes (see [`State::warm`]): a hint, never a decision, so a missing or
 /// extra key changes speed only.
 #[inline]
 pub(crate) fn hot_keys(tx: &Tx, mut f: impl FnMut(Key)) {

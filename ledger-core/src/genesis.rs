@@ -508,7 +508,7 @@ impl Decode for Genesis {
 }
 
 /// Patient ids a dense coverage table may span beyond twice its entries (see
-/// [`CoverageIndex`]).
+/// `CoverageIndex` in this module).
 pub const DENSE_COVERAGE_SLACK: u64 = 1 << 16;
 
 /// Explicit coverage, looked up by patient. Patient ids are usually dense (`0..n`): then

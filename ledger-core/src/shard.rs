@@ -375,7 +375,7 @@ impl ShardLedger {
         for (i, op) in ops.iter().enumerate() {
             if i % WARM_WINDOW_OPS == 0 {
                 let end = ops.len().min(i + WARM_WINDOW_OPS);
-                self.prefetch_state(&ops[i..end]);
+                self.warm_state(&ops[i..end]);
             }
             let r = self.apply_op(op, timestamp_ms);
             r.encode_to(&mut self.receipt_buf);
@@ -409,7 +409,7 @@ impl ShardLedger {
 
     /// Warms the cache with the state entries the ops will look up first (see
     /// [`State::warm`]); execution then finds them in cache. A pure speed hint.
-    fn prefetch_state(&mut self, ops: &[ShardOp]) {
+    fn warm_state(&mut self, ops: &[ShardOp]) {
         self.hash_buf.clear();
         for op in ops {
             if let ShardOp::Tx(tx) | ShardOp::Prepare { tx, .. } = op {

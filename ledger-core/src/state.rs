@@ -449,17 +449,9 @@ impl State {
             self.map.prefetch_entry(h);
         }
     }
-    /// Makes room for `additional` more keys (pre-sizing avoids growing mid-run).
-    pub fn reserve(&mut self, additional: usize) {
-        self.map.reserve(additional);
-    }
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.map.len()
-    }
-    /// Keys the map holds room for without growing.
-    pub fn capacity(&self) -> usize {
-        self.map.capacity()
     }
     /// Whether no key is set.
     pub fn is_empty(&self) -> bool {

@@ -67,14 +67,8 @@ impl PatientTable {
         mut consent_until_ms: impl FnMut(usize) -> u64,
     ) -> Option<PatientTable> {
         let n = weights.len();
-        if n == 0 || n > u32::MAX as usize || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return None;
-        }
+        let total = crate::synth::alias_weights_total(weights)?;
         if weights.windows(2).any(|w| w[0] < w[1]) {
-            return None;
-        }
-        let total: f64 = weights.iter().sum();
-        if !(total > 0.0 && total.is_finite()) {
             return None;
         }
         let mut alias: Vec<u64> = (0..n as u64).map(|i| (i << 32) | u32::MAX as u64).collect();

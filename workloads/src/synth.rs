@@ -98,13 +98,7 @@ impl PackedAlias {
     /// Build from non-negative finite weights with a positive sum; `None` otherwise.
     pub(crate) fn new(weights: &[f64]) -> Option<PackedAlias> {
         let n = weights.len();
-        if n == 0 || n > u32::MAX as usize || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return None;
-        }
-        let total: f64 = weights.iter().sum();
-        if !(total > 0.0 && total.is_finite()) {
-            return None;
-        }
+        let total = alias_weights_total(weights)?;
         let mut scaled: Vec<f64> = weights.iter().map(|w| w * n as f64 / total).collect();
         let mut entries: Vec<u64> = (0..n as u64).map(|i| (i << 32) | u32::MAX as u64).collect();
         let (mut small, mut large): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
@@ -206,4 +200,15 @@ pub(crate) fn alias_pick(entries: &[u64], r: u64) -> usize {
     } else {
         (e >> 32) as usize
     }
+}
+
+/// The sum of `weights` if they can build an alias table (1 to `u32::MAX` of them, each
+/// finite and non-negative, with a positive finite sum); `None` otherwise.
+pub(crate) fn alias_weights_total(weights: &[f64]) -> Option<f64> {
+    let n = weights.len();
+    if n == 0 || n > u32::MAX as usize || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+        return None;
+    }
+    let total: f64 = weights.iter().sum();
+    (total > 0.0 && total.is_finite()).then_some(total)
 }
