@@ -1,5 +1,6 @@
 //! ledgersim's deterministic discrete-event simulator.
 //!
+//! - [`arena`]: in-flight client transactions and operations, retired once finished.
 //! - [`kernel`]: the event queue (virtual time in ns, FIFO ties, slab payloads).
 //! - [`net`]: regions, latency matrix, jitter, bandwidth queues, loss, partitions.
 //! - [`node`]: CPU cost model and cores.
@@ -14,6 +15,7 @@
 //! - [`faultsuite`]: the fault-scenario suite's liveness bounds and analysis.
 //! - [`swarm`]: randomized fault schedules within each protocol's tolerance.
 
+pub mod arena;
 pub mod builtin;
 pub mod client;
 pub mod committee;

@@ -105,7 +105,17 @@ impl Jitter {
         }
     }
 
-    fn sample_ns(&self, rng: &mut Stream) -> u64 {
+    /// `ln(median_ms)` of a lognormal jitter (what [`Jitter::sample_ns`] takes as
+    /// `log_median_ms`, computed once per run instead of once per message).
+    fn log_median_ms(&self) -> f64 {
+        match *self {
+            Jitter::Lognormal { median_ms, .. } if median_ms > 0.0 => libm::log(median_ms),
+            _ => 0.0,
+        }
+    }
+
+    #[inline]
+    fn sample_ns(&self, log_median_ms: f64, rng: &mut Stream) -> u64 {
         let ms = match *self {
             Jitter::None => return 0,
             Jitter::Uniform { max_ms } => rng.uniform() * max_ms,
@@ -113,7 +123,7 @@ impl Jitter {
                 if median_ms <= 0.0 {
                     return 0;
                 }
-                rng.lognormal(libm::log(median_ms), sigma)
+                rng.lognormal(log_median_ms, sigma)
             }
             Jitter::Exponential { mean_ms } => rng.exponential(mean_ms),
         };
@@ -457,6 +467,64 @@ pub struct KindStats {
     pub bytes: u64,
 }
 
+/// Most distinct kind names [`KindCounters`] tracks by address; later ones are
+/// merged by their text (a protocol has about ten kinds).
+pub const MAX_KIND_ENTRIES: usize = 64;
+
+/// Message counters per kind name. A protocol's kinds are `&'static str` constants, so
+/// a kind is found by comparing the name's address over a short list instead of hashing
+/// and comparing its text on every message. The same text may sit at two addresses
+/// (two codegen units); [`KindCounters::totals`] merges such entries.
+#[derive(Clone, Debug, Default)]
+pub struct KindCounters {
+    entries: Vec<(&'static str, KindStats)>,
+}
+
+impl KindCounters {
+    /// Counts one message of `bytes` for `kind`.
+    #[inline]
+    pub fn add(&mut self, kind: &'static str, bytes: u64) {
+        let k = match self
+            .entries
+            .iter_mut()
+            .position(|(k, _)| std::ptr::eq(*k, kind))
+        {
+            Some(i) => &mut self.entries[i].1,
+            None => self.entry_slow(kind),
+        };
+        k.count += 1;
+        k.bytes += bytes;
+    }
+
+    #[cold]
+    fn entry_slow(&mut self, kind: &'static str) -> &mut KindStats {
+        let i = if self.entries.len() < MAX_KIND_ENTRIES {
+            self.entries.push((kind, KindStats::default()));
+            self.entries.len() - 1
+        } else {
+            match self.entries.iter().position(|(k, _)| *k == kind) {
+                Some(i) => i,
+                None => {
+                    self.entries.push((kind, KindStats::default()));
+                    self.entries.len() - 1
+                }
+            }
+        };
+        &mut self.entries[i].1
+    }
+
+    /// Totals per kind name, in name order.
+    pub fn totals(&self) -> std::collections::BTreeMap<&'static str, KindStats> {
+        let mut out = std::collections::BTreeMap::<&'static str, KindStats>::new();
+        for (k, v) in &self.entries {
+            let t = out.entry(k).or_default();
+            t.count += v.count;
+            t.bytes += v.bytes;
+        }
+        out
+    }
+}
+
 /// Network counters.
 #[derive(Clone, Debug, Default)]
 pub struct NetStats {
@@ -469,7 +537,7 @@ pub struct NetStats {
     /// Bytes delivered per node.
     pub recv_bytes: Vec<u64>,
     /// Per message type (keyed by the protocol's static kind name).
-    pub by_kind: FxHashMap<&'static str, KindStats>,
+    pub by_kind: KindCounters,
     /// Messages dropped by loss.
     pub dropped_loss: u64,
     /// Messages dropped by partitions.
@@ -481,6 +549,8 @@ pub struct Network {
     /// The topology.
     pub topo: Topology,
     jitter: Jitter,
+    /// [`Jitter::log_median_ms`] of `jitter`.
+    jitter_log_median_ms: f64,
     jitter_rng: Stream,
     loss_rng: Stream,
     up_free: Vec<TimeNs>,
@@ -509,6 +579,7 @@ impl Network {
         Network {
             topo,
             jitter: cfg.jitter.clone(),
+            jitter_log_median_ms: cfg.jitter.log_median_ms(),
             jitter_rng: Stream::new(seed, "net/jitter"),
             loss_rng: Stream::new(seed, "net/loss"),
             up_free: vec![0; n],
@@ -592,9 +663,7 @@ impl Network {
         let (ai, _) = (a as usize, b as usize);
         self.stats.sent_msgs[ai] += 1;
         self.stats.sent_bytes[ai] += bytes;
-        let k = self.stats.by_kind.entry(kind).or_default();
-        k.count += 1;
-        k.bytes += bytes;
+        self.stats.by_kind.add(kind, bytes);
 
         let start = depart.max(self.up_free[ai]);
         let on_wire = start + self.topo.uplink_ns(a, bytes);
@@ -626,7 +695,10 @@ impl Network {
             self.stats.dropped_loss += 1;
             return Err(Drop::Loss);
         }
-        let delay = latency + self.jitter.sample_ns(&mut self.jitter_rng);
+        let delay = latency
+            + self
+                .jitter
+                .sample_ns(self.jitter_log_median_ms, &mut self.jitter_rng);
         Ok((start + delay, on_wire + delay))
     }
 

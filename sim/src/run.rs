@@ -148,8 +148,8 @@ pub fn run_protocol<P: Protocol>(
     let wall_time_s = wall_clock_s() - wall_start;
     let m = out.metrics;
     let mut by_type: BTreeMap<String, KindStats> = BTreeMap::new();
-    for (k, v) in &out.net.by_kind {
-        by_type.insert((*k).to_string(), *v);
+    for (k, v) in out.net.by_kind.totals() {
+        by_type.insert(k.to_string(), v);
     }
     Ok(RunResult {
         scenario: scenario.clone(),

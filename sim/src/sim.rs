@@ -5,6 +5,7 @@
 //! protocol; the hot loop has no dynamic dispatch and, once warmed up, no
 //! per-event allocation (effect buffers and the event slab are reused).
 
+use crate::arena::{RetiringArena, Slot};
 use crate::client::{self, ClientTx, CrossShardShaper, Op, Phase, TxStatus};
 use crate::committee::Committees;
 use crate::error::SimError;
@@ -131,8 +132,11 @@ pub struct Simulation<'o, P: Protocol> {
     blocks: BlockStore,
     fx: Effects<MsgOf<P>, TimerOf<P>>,
     timer_ids: TimerIds,
-    ops: Vec<Op>,
-    txs: Vec<ClientTx>,
+    /// Operations by id; an operation retires once executed (see [`crate::arena`]).
+    ops: RetiringArena<Op>,
+    /// Client transactions by id; one retires once final, unless every transaction is
+    /// kept for `metrics.record_transactions`.
+    txs: RetiringArena<ClientTx>,
     /// `None` when the scenario offers no load (`offered_tps = 0`, open loop).
     generator: Option<Generator>,
     closed_loop: bool,
@@ -164,8 +168,13 @@ pub const LEDGER_LOG_MAX_BYTES_PER_SHARD: usize = 1 << 30;
 /// Most client transactions one run may hold (a named limit; `u32` handles).
 pub const MAX_CLIENT_TXS: usize = u32::MAX as usize - 1;
 
-/// Most client transactions reserved for up front (offered rate × duration, capped).
+/// Most client transactions reserved for up front when every one is kept for
+/// `record_transactions` (offered rate × duration, capped).
 pub const RESERVE_MAX_TXS: usize = 1 << 22;
+
+/// Room the operation and transaction arenas start with (they hold what is in flight:
+/// `large` peaks at about 10 k transactions).
+const ARENA_START_CAPACITY: usize = 1 << 14;
 
 fn s_to_ns(s: f64) -> u64 {
     (s * NS_PER_S as f64) as u64
@@ -272,8 +281,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             blocks: BlockStore::new(),
             fx: Effects::default(),
             timer_ids: TimerIds::default(),
-            ops: Vec::with_capacity(expected_txs.saturating_mul(2)),
-            txs: Vec::with_capacity(expected_txs),
+            ops: RetiringArena::new(ARENA_START_CAPACITY, false),
+            txs: if scenario.metrics.record_transactions {
+                RetiringArena::new(expected_txs, true)
+            } else {
+                RetiringArena::new(ARENA_START_CAPACITY, false)
+            },
             closed_loop: generator.as_ref().is_some_and(Generator::is_closed_loop),
             generator,
             parked: Vec::new(),
@@ -413,7 +426,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             self.metrics.shaper = sh.stats;
         }
         let tx_records = if self.scenario.metrics.record_transactions {
-            std::mem::take(&mut self.txs)
+            std::mem::replace(&mut self.txs, RetiringArena::new(0, true)).into_vec()
         } else {
             Vec::new()
         };
@@ -450,12 +463,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 let done = self.net.receive(to, t, last_byte_ns, bytes);
                 self.schedule(done, Event::Deliver { from, to, msg })?;
             }
-            Event::Deliver { from, to, msg } => {
-                if self.trace.is_some() {
-                    self.trace_line(t, format_args!("deliver {from}->{to} {}", msg.kind()))?;
-                }
-                self.arrive(to, t, Work::Msg { from, msg })?;
-            }
+            Event::Deliver { from, to, msg } => self.deliver(t, from, to, msg)?,
             Event::Timer {
                 node,
                 epoch,
@@ -514,6 +522,21 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         Ok(())
     }
 
+    /// Message `msg` from `from` is fully received by `to` at `t`.
+    #[inline]
+    fn deliver(
+        &mut self,
+        t: TimeNs,
+        from: NodeId,
+        to: NodeId,
+        msg: MsgOf<P>,
+    ) -> Result<(), SimError> {
+        if self.trace.is_some() {
+            self.trace_line(t, format_args!("deliver {from}->{to} {}", msg.kind()))?;
+        }
+        self.arrive(to, t, Work::Msg { from, msg })
+    }
+
     /// Hold a request until its submission time (requests past the end are dropped).
     fn park(&mut self, r: TxRequest) -> Result<(), SimError> {
         if r.at_ns > self.end_ns {
@@ -542,11 +565,10 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             shaper.shape(&mut req);
         }
         self.parked_free.push(slot);
-        if self.txs.len() >= MAX_CLIENT_TXS {
-            return Err(SimError::Workload(format!(
-                "more than {MAX_CLIENT_TXS} transactions in one run"
-            )));
-        }
+        // Drop what finished (here, outside any block's execution, so no receipt of
+        // the block being handled can refer to a retired entry).
+        self.ops.retire();
+        self.txs.retire();
         let set = ledger_core::shards_of(&req.tx, self.scenario.shards);
         let mut shards = [0u32; ledger_core::routing::MAX_SHARDS_PER_TX];
         let mut n_shards = 0u8;
@@ -557,9 +579,8 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         if n_shards == 0 {
             return Err(self.violation(t, format!("transaction routed to no shard: {:?}", req.tx)));
         }
-        let client_tx = self.txs.len() as u32;
         let cross = n_shards > 1;
-        self.txs.push(ClientTx {
+        let pushed = self.txs.push(ClientTx {
             submit_ns: t,
             included_ns: None,
             done_ns: None,
@@ -578,6 +599,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             },
             payload_bytes: req.payload_bytes,
         });
+        let Some(client_tx) = pushed else {
+            return Err(SimError::Workload(format!(
+                "more than {MAX_CLIENT_TXS} transactions in one run"
+            )));
+        };
         self.metrics.on_submit(t, cross);
         if cross {
             let xid = client::xid_of(client_tx);
@@ -617,21 +643,19 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         op: ShardOp,
         payload_bytes: u64,
     ) -> Result<(), SimError> {
-        if self.ops.len() >= MAX_CLIENT_TXS {
-            return Err(SimError::Workload(format!(
-                "more than {MAX_CLIENT_TXS} operations in one run"
-            )));
-        }
         let size = client::op_size_bytes(&op) + payload_bytes;
         let size_bytes = u32::try_from(size).unwrap_or(u32::MAX);
-        let op_id = self.ops.len() as u32;
-        self.ops.push(Op {
+        let Some(op_id) = self.ops.push(Op {
             op,
             client_tx,
             shard,
             size_bytes,
             executed: false,
-        });
+        }) else {
+            return Err(SimError::Workload(format!(
+                "more than {MAX_CLIENT_TXS} operations in one run"
+            )));
+        };
         if self.client_timeout_ns > 0 && self.scenario.client_retries > 0 {
             self.arm_resend(t + self.client_timeout_ns, op_id, 0)?;
         }
@@ -642,9 +666,9 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     /// `committee[(client + attempt) mod N]` of the operation's shard. A crashed gateway
     /// loses it (the client's resend, if any, goes to the next one).
     fn send_to_gateway(&mut self, t: TimeNs, op_id: u32, attempt: u8) -> Result<(), SimError> {
-        let op = &self.ops[op_id as usize];
+        let op = &self.ops[op_id];
         let (shard, size_bytes) = (op.shard, op.size_bytes);
-        let client = self.txs[op.client_tx as usize].client;
+        let client = self.txs[op.client_tx].client;
         let committee = &self.committees[shard as usize];
         let gateway = committee[(client as usize + attempt as usize) % committee.len()];
         if self.nodes[gateway as usize].crashed {
@@ -682,8 +706,17 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 break;
             }
             self.resends.pop_front();
-            let op = &self.ops[op_id as usize];
-            if op.executed || self.txs[op.client_tx as usize].phase == Phase::Done {
+            // A retired operation was executed; so was every operation of a final
+            // (possibly retired) transaction.
+            let Some(op) = self.ops.get(op_id) else {
+                continue;
+            };
+            if op.executed
+                || self
+                    .txs
+                    .get(op.client_tx)
+                    .is_none_or(|ct| ct.phase == Phase::Done)
+            {
                 continue;
             }
             let next = attempt + 1;
@@ -867,8 +900,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         fx.reorgs = 0;
         for (b, t) in fx.includes.drain(..) {
             for tx in self.blocks.txs(b) {
-                if let Some(op) = self.ops.get(tx.id as usize) {
-                    let ct = &mut self.txs[op.client_tx as usize];
+                // A retired operation (or transaction) was executed, so its first
+                // inclusion is already recorded.
+                let Some(op) = self.ops.get(tx.id) else {
+                    continue;
+                };
+                if let Some(ct) = self.txs.get_mut(op.client_tx) {
                     if ct.included_ns.is_none() {
                         ct.included_ns = Some(t);
                         if ct.submit_ns >= self.metrics.warmup_ns {
@@ -988,13 +1025,21 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         let mut ops: Vec<ShardOp> = Vec::with_capacity(fresh.capacity());
         let mut warm = 0u64;
         for tx in self.blocks.txs(block) {
-            let Some(op) = self.ops.get_mut(tx.id as usize) else {
-                return Err(SimError::InvariantViolated {
-                    seed: self.seed,
-                    what: format!("block {} holds unknown operation {}", block.0, tx.id),
-                    at_ns: t,
-                    scenario: self.scenario.name.clone(),
-                });
+            let op = match self.ops.slot(tx.id) {
+                Slot::Live(_) => &mut self.ops[tx.id],
+                Slot::Retired => {
+                    // Executed before and retired since: a duplicate.
+                    self.metrics.duplicate_commits += 1;
+                    continue;
+                }
+                Slot::Unknown => {
+                    return Err(SimError::InvariantViolated {
+                        seed: self.seed,
+                        what: format!("block {} holds unknown operation {}", block.0, tx.id),
+                        at_ns: t,
+                        scenario: self.scenario.name.clone(),
+                    })
+                }
             };
             if op.shard != shard {
                 let what = format!(
@@ -1010,10 +1055,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             op.executed = true;
             fresh.push(tx.id);
             ops.push(op.op.clone());
+            let ct_i = op.client_tx;
+            self.ops.finish(tx.id);
             // Load the client transaction now, independently of the other ops' loads:
             // its receipt is handled after the block is applied, and by then the line is
             // in cache instead of one miss per receipt.
-            warm ^= self.txs[op.client_tx as usize].submit_ns;
+            warm ^= self.txs[ct_i].submit_ns;
         }
         std::hint::black_box(warm);
         let applied = self.executor.apply(shard, ops, t / NS_PER_MS);
@@ -1060,11 +1107,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
 
     /// Advance the client transaction of operation `op_id` given its receipt.
     fn on_receipt(&mut self, t: TimeNs, op_id: u32, receipt: Receipt) -> Result<(), SimError> {
-        let op = &self.ops[op_id as usize];
+        let op = &self.ops[op_id];
         let ct_i = op.client_tx;
         let shard = op.shard;
         let is_prepare = matches!(op.op, ShardOp::Prepare { .. });
-        let ct = &mut self.txs[ct_i as usize];
+        let ct = &mut self.txs[ct_i];
         match ct.phase {
             Phase::Single => {
                 let accepted = receipt.is_success();
@@ -1125,7 +1172,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 } else {
                     Receipt::Aborted
                 };
-                let is_commit_op = matches!(self.ops[op_id as usize].op, ShardOp::Commit { .. });
+                let is_commit_op = matches!(self.ops[op_id].op, ShardOp::Commit { .. });
                 if receipt != expected || is_commit_op != commit {
                     let what = format!(
                         "atomicity: cross-shard transaction {ct_i} decided {} but shard {shard} answered {receipt:?} to operation {op_id}",
@@ -1133,7 +1180,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     );
                     return Err(self.violation(t, what));
                 }
-                let ct = &mut self.txs[ct_i as usize];
+                let ct = &mut self.txs[ct_i];
                 if remaining > 1 {
                     ct.phase = Phase::Deciding {
                         commit,
@@ -1161,14 +1208,14 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     }
 
     fn finish(&mut self, t: TimeNs, ct_i: u32, status: TxStatus) -> Result<(), SimError> {
-        if self.txs[ct_i as usize].cross_shard() {
+        if self.txs[ct_i].cross_shard() {
             // All or nothing: once final, no involved shard may still hold the
             // transaction prepared (locks or escrow holds of a half-decided commit).
             self.metrics.invariants_checked += 1;
             let xid = client::xid_of(ct_i);
-            let n = self.txs[ct_i as usize].n_shards as usize;
+            let n = self.txs[ct_i].n_shards as usize;
             for i in 0..n {
-                let s = self.txs[ct_i as usize].shards[i];
+                let s = self.txs[ct_i].shards[i];
                 if self.executor.is_prepared(s, xid) {
                     let what = format!(
                         "atomicity: cross-shard transaction {ct_i} final ({status:?}) but still prepared on shard {s}"
@@ -1177,11 +1224,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 }
             }
         }
-        let ct = &mut self.txs[ct_i as usize];
+        let ct = &mut self.txs[ct_i];
         ct.status = status;
         ct.phase = Phase::Done;
         ct.done_ns = Some(t);
         let (submit, cross, client) = (ct.submit_ns, ct.cross_shard(), ct.client);
+        self.txs.finish(ct_i);
         self.metrics.on_final(
             submit,
             t,
