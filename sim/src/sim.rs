@@ -643,12 +643,13 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 };
                 // The payload travels once, with the prepare of the first shard.
                 let payload = if s == shards[0] { req.payload_bytes } else { 0 };
-                self.submit_op(t, client_tx, s, op, payload)?;
+                self.submit_op(t, client_tx, req.client, s, op, payload)?;
             }
         } else {
             self.submit_op(
                 t,
                 client_tx,
+                req.client,
                 shards[0],
                 ShardOp::Tx(req.tx),
                 req.payload_bytes,
@@ -662,12 +663,13 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         Ok(())
     }
 
-    /// Create operation `op` of `client_tx` for `shard` and deliver it to the
-    /// shard's gateway for the client (through the gateway's downlink).
+    /// Create operation `op` of `client_tx` (submitted by `client`) for `shard` and
+    /// deliver it to the shard's gateway for the client (through the gateway's downlink).
     fn submit_op(
         &mut self,
         t: TimeNs,
         client_tx: u32,
+        client: u32,
         shard: u32,
         op: ShardOp,
         payload_bytes: u64,
@@ -688,16 +690,23 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         if self.client_timeout_ns > 0 && self.scenario.client_retries > 0 {
             self.arm_resend(t + self.client_timeout_ns, op_id, 0)?;
         }
-        self.send_to_gateway(t, op_id, 0)
+        self.send_to_gateway(t, op_id, shard, size_bytes, client, 0)
     }
 
     /// Send operation `op_id` to the gateway of attempt `attempt`: node
     /// `committee[(client + attempt) mod N]` of the operation's shard. A crashed gateway
     /// loses it (the client's resend, if any, goes to the next one).
-    fn send_to_gateway(&mut self, t: TimeNs, op_id: u32, attempt: u8) -> Result<(), SimError> {
-        let op = &self.ops[op_id];
-        let (shard, size_bytes) = (op.shard, op.size_bytes);
-        let client = self.txs[op.client_tx].client;
+    /// The caller passes the operation's shard, size and client (it has them at hand;
+    /// reading them back from the arena entry just written would wait for its line).
+    fn send_to_gateway(
+        &mut self,
+        t: TimeNs,
+        op_id: u32,
+        shard: u32,
+        size_bytes: u32,
+        client: u32,
+        attempt: u8,
+    ) -> Result<(), SimError> {
         let committee = &self.committees[shard as usize];
         let gateway = committee[(client as usize + attempt as usize) % committee.len()];
         if self.nodes[gateway as usize].crashed {
@@ -748,12 +757,14 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             {
                 continue;
             }
+            let (shard, size_bytes) = (op.shard, op.size_bytes);
+            let client = self.txs[op.client_tx].client;
             let next = attempt + 1;
             self.metrics.client_resends += 1;
             if self.trace.is_some() {
                 self.trace_line(t, format_args!("resend op{op_id} attempt {next}"))?;
             }
-            self.send_to_gateway(t, op_id, next)?;
+            self.send_to_gateway(t, op_id, shard, size_bytes, client, next)?;
             if u32::from(next) < self.scenario.client_retries {
                 self.resends
                     .push_back((t + self.client_timeout_ns, op_id, next));
@@ -1198,13 +1209,14 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     commit,
                     remaining: targets.len() as u8,
                 };
+                let client = ct.client;
                 for s in targets {
                     let op = if commit {
                         ShardOp::Commit { xid }
                     } else {
                         ShardOp::Abort { xid }
                     };
-                    self.submit_op(t, ct_i, s, op, 0)?;
+                    self.submit_op(t, ct_i, client, s, op, 0)?;
                 }
             }
             Phase::Deciding { commit, remaining } if !is_prepare => {
