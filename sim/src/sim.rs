@@ -195,7 +195,7 @@ pub struct Simulation<'o, P: Protocol> {
 pub const LEDGER_LOG_MAX_BYTES_PER_SHARD: usize = 1 << 30;
 
 /// Most client transactions one run may hold (a named limit; `u32` handles).
-pub const MAX_CLIENT_TXS: usize = u32::MAX as usize - 1;
+pub const MAX_CLIENT_TXS: usize = crate::arena::MAX_ARENA_IDS as usize;
 
 /// Most client transactions reserved for up front when every one is kept for
 /// `record_transactions` (offered rate × duration, capped).
