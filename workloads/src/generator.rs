@@ -179,7 +179,7 @@ impl Generator {
         let n = consortium.patients() as usize;
         let mut weights_rng = Stream::new(seed, "workload/patients");
         let sigma = cfg.hospital.patient_activity_sigma;
-        let weights: Vec<f64> = (0..n).map(|_| weights_rng.lognormal(0.0, sigma)).collect();
+        let weights = weights_rng.lognormal_vec(n, 0.0, sigma);
         // Patient ids by decreasing activity: the busiest patients' state shares cache
         // lines, which keeps generation fast with large panels. Which id is busy does
         // not matter to the ledger (patients are routed by a hash of the id).
