@@ -315,14 +315,15 @@ impl Genesis {
             .iter()
             .try_fold(0u64, |acc, o| acc.checked_add(o.opening_balance_cents))
             .ok_or(GenesisError::MoneyOverflow)?;
-        // Coverage tables are usually built in patient order, and they can hold
-        // millions of entries: sort only when needed.
-        if !self.coverage.is_sorted() {
+        // Coverage tables are usually built in strictly increasing patient order (then
+        // sorted, without duplicates), and they can hold millions of entries: sort and
+        // look for duplicates only otherwise.
+        if !self.coverage.windows(2).all(|w| w[0].0 < w[1].0) {
             self.coverage.sort();
-        }
-        for w in self.coverage.windows(2) {
-            if w[0].0 == w[1].0 {
-                return Err(GenesisError::DuplicateCoverage(w[0].0));
+            for w in self.coverage.windows(2) {
+                if w[0].0 == w[1].0 {
+                    return Err(GenesisError::DuplicateCoverage(w[0].0));
+                }
             }
         }
         // Payers already checked, direct-mapped by id: a consortium has few insurers,
@@ -819,6 +820,14 @@ mod tests {
         let patients: Vec<u64> = g.coverage.iter().map(|c| c.0 .0).collect();
         assert_eq!(patients, [1, 3, 7]);
         assert_eq!(g.reference_prices, [(2, 1), (8, 1)]);
+        // Duplicates, in order and out of order.
+        for (patients, dup) in [([1, 2, 2, 3], 2), ([4, 2, 9, 4], 4)] {
+            let mut b = GenesisBuilder::new().insurer(OrgId(1), 1, 0);
+            for p in patients {
+                b = b.cover(PatientId(p), OrgId(1));
+            }
+            assert_eq!(b.build(), Err(GenesisError::DuplicateCoverage(PatientId(dup))));
+        }
         // A payer that is not an insurer is refused even after insurers were checked
         // (the check remembers payers; it must not remember a wrong one).
         let bad = GenesisBuilder::new()
