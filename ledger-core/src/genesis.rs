@@ -248,9 +248,14 @@ impl GenesisBuilder {
         self
     }
     /// Covers every `(patient, payer)` of `coverage`, as many [`GenesisBuilder::cover`]
-    /// calls would (one bulk copy: a consortium covers up to millions of patients).
-    pub fn cover_all(mut self, coverage: &[(PatientId, OrgId)]) -> Self {
-        self.coverage.extend_from_slice(coverage);
+    /// calls would (without a copy when nothing is covered yet: a consortium covers up
+    /// to millions of patients).
+    pub fn cover_all(mut self, coverage: Vec<(PatientId, OrgId)>) -> Self {
+        if self.coverage.is_empty() {
+            self.coverage = coverage;
+        } else {
+            self.coverage.extend(coverage);
+        }
         self
     }
     /// Sets a reference price for a service code.
@@ -809,8 +814,8 @@ mod tests {
             .insurer(OrgId(9), 1, 0)
             .org(OrgId(2), OrgKind::Hospital, 1)
             .insurer(OrgId(5), 1, 0)
-            .cover_all(&[(PatientId(7), OrgId(9)), (PatientId(1), OrgId(5))])
             .cover(PatientId(3), OrgId(9))
+            .cover_all(vec![(PatientId(7), OrgId(9)), (PatientId(1), OrgId(5))])
             .reference_price(8, 1)
             .reference_price(2, 1)
             .build()
@@ -826,7 +831,10 @@ mod tests {
             for p in patients {
                 b = b.cover(PatientId(p), OrgId(1));
             }
-            assert_eq!(b.build(), Err(GenesisError::DuplicateCoverage(PatientId(dup))));
+            assert_eq!(
+                b.build(),
+                Err(GenesisError::DuplicateCoverage(PatientId(dup)))
+            );
         }
         // A payer that is not an insurer is refused even after insurers were checked
         // (the check remembers payers; it must not remember a wrong one).

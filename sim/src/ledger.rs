@@ -33,7 +33,7 @@ pub fn genesis_of(
             k => b.org(o.id, k, o.opening_balance_cents),
         };
     }
-    b = b.cover_all(&spec.coverage);
+    b = b.cover_all(spec.coverage);
     b = b.historic_records(historic);
     b.build().map_err(|e| format!("consortium genesis: {e}"))
 }

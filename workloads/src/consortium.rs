@@ -163,7 +163,10 @@ const NONE: u32 = u32::MAX;
 /// shared, never copied.
 #[derive(Clone, Debug)]
 pub struct Consortium {
-    spec: Arc<ConsortiumSpec>,
+    /// Every organisation, `orgs[i].id == OrgId(i)`.
+    orgs: Arc<[OrgSpec]>,
+    /// Number of patients.
+    patients: u32,
     hospitals: Vec<OrgId>,
     imaging_centres: Vec<OrgId>,
     insurers: Vec<OrgId>,
@@ -228,7 +231,6 @@ impl Consortium {
 
         let n = cfg.patients as usize;
         let mut rng = Stream::new(seed, "consortium");
-        let mut coverage = Vec::with_capacity(n);
         // Home hospital: round-robin, so hospitals have equal patient panels; if there
         // is no hospital, patients are homed at the first organisation.
         // The rule ledger-core's genesis uses for historic records' custodians, computed
@@ -236,7 +238,7 @@ impl Consortium {
         // request with a large panel).
         // Collected straight into the shared table (one allocation of known size).
         let payers = (0..n)
-            .map(|p| {
+            .map(|_| {
                 if insurers.is_empty() {
                     return (NONE, NONE);
                 }
@@ -253,18 +255,12 @@ impl Consortium {
                 } else {
                     b
                 };
-                if c != NONE {
-                    coverage.push((PatientId(p as u64), OrgId(c as u64)));
-                }
                 (b, c)
             })
             .collect();
         Ok(Consortium {
-            spec: Arc::new(ConsortiumSpec {
-                orgs,
-                patients: cfg.patients,
-                coverage,
-            }),
+            orgs: orgs.into(),
+            patients: cfg.patients,
             hospitals,
             imaging_centres,
             insurers,
@@ -273,19 +269,33 @@ impl Consortium {
         })
     }
 
-    /// The genesis-ready description.
-    pub fn spec(&self) -> &ConsortiumSpec {
-        &self.spec
+    /// The genesis-ready description, built on each call from the per-patient table
+    /// (its coverage list has an entry per covered patient: 16 MB for a million, which
+    /// the consortium does not keep a second copy of).
+    pub fn spec(&self) -> ConsortiumSpec {
+        let mut coverage = Vec::with_capacity(self.payers.len());
+        coverage.extend(
+            self.payers
+                .iter()
+                .enumerate()
+                .filter(|(_, &(_, c))| c != NONE)
+                .map(|(p, &(_, c))| (PatientId(p as u64), OrgId(c as u64))),
+        );
+        ConsortiumSpec {
+            orgs: self.orgs.to_vec(),
+            patients: self.patients,
+            coverage,
+        }
     }
 
     /// Every organisation (`orgs()[i].id == OrgId(i)`).
     pub fn orgs(&self) -> &[OrgSpec] {
-        &self.spec.orgs
+        &self.orgs
     }
 
     /// Number of patients.
     pub fn patients(&self) -> u32 {
-        self.spec.patients
+        self.patients
     }
 
     /// Hospitals' ids.
@@ -313,7 +323,7 @@ impl Consortium {
     #[inline]
     pub fn home_hospital(&self, patient: PatientId) -> OrgId {
         assert!(
-            patient.0 < self.spec.patients as u64,
+            patient.0 < self.patients as u64,
             "patient {} out of range",
             patient.0
         );

@@ -66,9 +66,16 @@ mod tests {
                 i + 1
             );
         }
-        for i in (1..n).step_by(5).chain([1, 2, n / 2 - 1, n / 2, n / 2 + 1, n - 1]) {
+        for i in (1..n)
+            .step_by(5)
+            .chain([1, 2, n / 2 - 1, n / 2, n / 2 + 1, n - 1])
+        {
             let t = i as f64 / n as f64;
-            assert_eq!(super::normal_quantile(t, true).to_bits(), bits[i - 1], "bin {i}");
+            assert_eq!(
+                super::normal_quantile(t, true).to_bits(),
+                bits[i - 1],
+                "bin {i}"
+            );
         }
     }
 
