@@ -5,7 +5,7 @@
 /// `normal_quantile(i / LOGNORMAL_BINS)` (bisection over Φ with libm's `erfc`, in
 /// `synth.rs`) for `i = 1..LOGNORMAL_BINS`, as `f64` bits.
 #[rustfmt::skip]
-pub(crate) const NORMAL_QUANTILE_BITS: [u64; crate::synth::LOGNORMAL_BINS - 1] = [
+pub(crate) static NORMAL_QUANTILE_BITS: [u64; crate::synth::LOGNORMAL_BINS - 1] = [
     0xc00be596d62759d4, 0xc00a60a6e7a2afba, 0xc00973d5862e57fe, 0xc008c73502ae34f0,
     0xc0083e7c561d08a8, 0xc007ccd7ab02a214, 0xc0076b5674b93d9a, 0xc00715c7c1c88cca,
     0xc006c9707a3e4fce, 0xc006846f032e3e8a, 0xc006456919431846, 0xc0060b5d353018c2,

@@ -87,7 +87,7 @@ mod tests {
 /// `normal_quantile(i / LOGNORMAL_BINS)` (bisection over Φ with libm's `erfc`, in
 /// `synth.rs`) for `i = 1..LOGNORMAL_BINS`, as `f64` bits.
 #[rustfmt::skip]
-pub(crate) const NORMAL_QUANTILE_BITS: [u64; crate::synth::LOGNORMAL_BINS - 1] = [
+pub(crate) static NORMAL_QUANTILE_BITS: [u64; crate::synth::LOGNORMAL_BINS - 1] = [
 ";
 
     use super::*;
