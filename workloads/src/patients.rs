@@ -58,10 +58,7 @@ pub(crate) struct PatientTable {
 }
 
 impl PatientTable {
-    /// Build from activity weights sorted in non-increasing order (finite, non-negative,
-    /// positive sum; `None` otherwise). Patient `p` starts with consent expiry
-    /// `consent_until_ms(p)` (called for `p = 0, 1, ...` in order), no records and no
-    /// flags. The alias entries are exactly those `PackedAlias::new(weights)` builds.
+    /// [`PatientTable::from_buffers`] over a copy of `weights`.
     #[cfg(test)]
     pub(crate) fn new(
         weights: &[f64],
@@ -70,9 +67,14 @@ impl PatientTable {
         Self::from_buffers(weights.to_vec(), Vec::new(), consent_until_ms)
     }
 
-    /// [`PatientTable::new`] in the memory of `weights` (which becomes the state table)
-    /// and of `scratch` (which becomes the alias table; its contents do not matter):
-    /// with a million patients, 16 MB less fresh memory to fault in and zero.
+    /// Build from activity weights sorted in non-increasing order (finite, non-negative,
+    /// positive sum; `None` otherwise). Patient `p` starts with consent expiry
+    /// `consent_until_ms(p)` (called for `p = 0, 1, ...` in order), no records and no
+    /// flags. The alias entries are exactly those `PackedAlias::new(weights)` builds.
+    ///
+    /// Built in the memory of `weights` (which becomes the state table) and of `scratch`
+    /// (which becomes the alias table; its contents do not matter): with a million
+    /// patients, 16 MB less fresh memory to fault in and zero.
     pub(crate) fn from_buffers(
         weights: Vec<f64>,
         scratch: Vec<u64>,
