@@ -24,7 +24,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Sink, MAX_GENESIS_ENTRIES};
-use crate::hashing::{keyed, GENESIS_KEY};
+use crate::hashing::GENESIS_KEY;
 use crate::types::{AmountCents, Hash32, OrgId, OrgKind, PatientId, RecordId};
 
 /// Default fraud rule: a claim billing more than this multiple of its service code's
@@ -247,6 +247,17 @@ impl GenesisBuilder {
         self.coverage.push((patient, payer));
         self
     }
+    /// Covers every `(patient, payer)` of `coverage`, as many [`GenesisBuilder::cover`]
+    /// calls would (without a copy when nothing is covered yet: a consortium covers up
+    /// to millions of patients).
+    pub fn cover_all(mut self, coverage: Vec<(PatientId, OrgId)>) -> Self {
+        if self.coverage.is_empty() {
+            self.coverage = coverage;
+        } else {
+            self.coverage.extend(coverage);
+        }
+        self
+    }
     /// Sets a reference price for a service code.
     pub fn reference_price(mut self, service_code: u32, cents: AmountCents) -> Self {
         self.prices.push((service_code, cents));
@@ -297,7 +308,9 @@ impl Genesis {
         if self.reference_prices.len() > MAX_GENESIS_ENTRIES {
             return Err(GenesisError::TooLarge("reference prices"));
         }
-        self.orgs.sort_by_key(|o| o.id);
+        if !self.orgs.is_sorted_by_key(|o| o.id) {
+            self.orgs.sort_by_key(|o| o.id);
+        }
         for w in self.orgs.windows(2) {
             if w[0].id == w[1].id {
                 return Err(GenesisError::DuplicateOrg(w[0].id));
@@ -307,13 +320,25 @@ impl Genesis {
             .iter()
             .try_fold(0u64, |acc, o| acc.checked_add(o.opening_balance_cents))
             .ok_or(GenesisError::MoneyOverflow)?;
-        self.coverage.sort();
-        for w in self.coverage.windows(2) {
-            if w[0].0 == w[1].0 {
-                return Err(GenesisError::DuplicateCoverage(w[0].0));
+        // Coverage tables are usually built in strictly increasing patient order (then
+        // sorted, without duplicates), and they can hold millions of entries: sort and
+        // look for duplicates only otherwise.
+        if !self.coverage.windows(2).all(|w| w[0].0 < w[1].0) {
+            self.coverage.sort();
+            for w in self.coverage.windows(2) {
+                if w[0].0 == w[1].0 {
+                    return Err(GenesisError::DuplicateCoverage(w[0].0));
+                }
             }
         }
+        // Payers already checked, direct-mapped by id: a consortium has few insurers,
+        // so nearly every entry is a cache hit instead of a binary search over `orgs`.
+        let mut checked = [None::<OrgId>; PAYER_CHECK_CACHE];
         for &(patient, payer) in &self.coverage {
+            let slot = &mut checked[(payer.0 % PAYER_CHECK_CACHE as u64) as usize];
+            if *slot == Some(payer) {
+                continue;
+            }
             let ok = self
                 .orgs
                 .binary_search_by_key(&payer, |o| o.id)
@@ -321,6 +346,7 @@ impl Genesis {
             if ok != Ok(true) {
                 return Err(GenesisError::PayerNotInsurer { patient, payer });
             }
+            *slot = Some(payer);
         }
         if let Some(h) = self.historic_records {
             if h.min_per_patient > h.max_per_patient
@@ -331,7 +357,9 @@ impl Genesis {
                 return Err(GenesisError::InvalidHistoricRecords);
             }
         }
-        self.reference_prices.sort();
+        if !self.reference_prices.is_sorted() {
+            self.reference_prices.sort();
+        }
         for w in self.reference_prices.windows(2) {
             if w[0].0 == w[1].0 {
                 return Err(GenesisError::DuplicatePrice(w[0].0));
@@ -341,8 +369,14 @@ impl Genesis {
     }
 
     /// The genesis hash: blake3 keyed by [`GENESIS_KEY`] over the canonical encoding.
+    ///
+    /// The encoding is streamed into the hasher through a [`HASH_CHUNK_BYTES`] buffer
+    /// rather than built whole (16 MB for a million covered patients); blake3 is a
+    /// streaming hash, so the value is that of `keyed(&GENESIS_KEY, &self.to_bytes())`.
     pub fn hash(&self) -> Hash32 {
-        keyed(&GENESIS_KEY, &self.to_bytes())
+        let mut sink = HashSink::new(&GENESIS_KEY);
+        self.encode_to(&mut sink);
+        sink.finish()
     }
 
     /// Sum of all opening balances (the money supply, constant forever after).
@@ -351,6 +385,66 @@ impl Genesis {
             .iter()
             .map(|o| o.opening_balance_cents as u128)
             .sum()
+    }
+}
+
+/// Distinct payers [`Genesis::normalized`] remembers as checked, and `CoverageIndex`
+/// remembers the number of (direct-mapped by id).
+const PAYER_CHECK_CACHE: usize = 64;
+
+/// Bytes of encoding [`Genesis::hash`] buffers before feeding the hasher: large enough
+/// for blake3's wide SIMD path (many 1 KiB chunks at once), small enough for L2.
+const HASH_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A [`Sink`] that feeds a blake3 hasher whole [`HASH_CHUNK_BYTES`] buffers (every
+/// update then starts at a multiple of it, where blake3 hashes the largest subtrees at
+/// once), then the rest in [`HashSink::finish`].
+struct HashSink {
+    hasher: blake3::Hasher,
+    buf: Box<[u8; HASH_CHUNK_BYTES]>,
+    len: usize,
+}
+
+impl HashSink {
+    fn new(key: &[u8; 32]) -> HashSink {
+        HashSink {
+            hasher: blake3::Hasher::new_keyed(key),
+            buf: Box::new([0; HASH_CHUNK_BYTES]),
+            len: 0,
+        }
+    }
+
+    /// Fills the buffer from `bytes`, hashing it each time it is full.
+    #[cold]
+    fn put_across(&mut self, mut bytes: &[u8]) {
+        while self.len + bytes.len() >= HASH_CHUNK_BYTES {
+            let (head, rest) = bytes.split_at(HASH_CHUNK_BYTES - self.len);
+            self.buf[self.len..].copy_from_slice(head);
+            self.hasher.update(&self.buf[..]);
+            self.len = 0;
+            bytes = rest;
+        }
+        self.buf[..bytes.len()].copy_from_slice(bytes);
+        self.len = bytes.len();
+    }
+
+    fn finish(mut self) -> Hash32 {
+        self.hasher.update(&self.buf[..self.len]);
+        *self.hasher.finalize().as_bytes()
+    }
+}
+
+impl Sink for HashSink {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if end < HASH_CHUNK_BYTES {
+            // The common case: a field of a few bytes (a constant length once inlined).
+            self.buf[self.len..end].copy_from_slice(bytes);
+            self.len = end;
+        } else {
+            self.put_across(bytes);
+        }
     }
 }
 
@@ -374,8 +468,11 @@ impl Encode for Genesis {
         }
         s.put(&(self.coverage.len() as u32).to_le_bytes());
         for (p, o) in &self.coverage {
-            s.put(&p.0.to_le_bytes());
-            s.put(&o.0.to_le_bytes());
+            // One put per entry (there can be millions): the same bytes as two.
+            let mut entry = [0u8; 16];
+            entry[..8].copy_from_slice(&p.0.to_le_bytes());
+            entry[8..].copy_from_slice(&o.0.to_le_bytes());
+            s.put(&entry);
         }
         s.put(&[self.implicit_coverage as u8]);
         s.put(&(self.reference_prices.len() as u32).to_le_bytes());
@@ -542,11 +639,22 @@ impl CoverageIndex {
         let mut payer_number = vec![0u32; span];
         let mut payers: Vec<OrgId> = Vec::new();
         let mut number_of: FxHashMap<OrgId, u32> = FxHashMap::default();
+        // Payer numbers already looked up, direct-mapped by id: nearly every entry hits
+        // (a consortium has few insurers) and skips the hash map.
+        let mut recent = [None::<(OrgId, u32)>; PAYER_CHECK_CACHE];
         for &(p, o) in coverage {
-            let n = *number_of.entry(o).or_insert_with(|| {
-                payers.push(o);
-                payers.len() as u32
-            });
+            let slot = &mut recent[(o.0 % PAYER_CHECK_CACHE as u64) as usize];
+            let n = match *slot {
+                Some((payer, n)) if payer == o => n,
+                _ => {
+                    let n = *number_of.entry(o).or_insert_with(|| {
+                        payers.push(o);
+                        payers.len() as u32
+                    });
+                    *slot = Some((o, n));
+                    n
+                }
+            };
             payer_number[p.0 as usize] = n;
         }
         CoverageIndex::Dense {
@@ -584,8 +692,14 @@ pub struct GenesisIndex {
 }
 
 impl GenesisIndex {
-    /// Builds the lookup tables.
+    /// Builds the lookup tables (over a copy of `genesis`).
     pub fn new(genesis: &Genesis) -> Arc<GenesisIndex> {
+        Self::from_genesis(genesis.clone())
+    }
+
+    /// Builds the lookup tables, keeping `genesis` (no copy of its tables, which can
+    /// hold millions of coverage entries).
+    pub fn from_genesis(genesis: Genesis) -> Arc<GenesisIndex> {
         let orgs: FxHashMap<_, _> = genesis.orgs.iter().map(|o| (o.id, *o)).collect();
         let insurers = genesis
             .orgs
@@ -600,13 +714,13 @@ impl GenesisIndex {
             .map(|o| o.id)
             .collect();
         Arc::new(GenesisIndex {
-            genesis: genesis.clone(),
             hash: genesis.hash(),
             orgs,
             coverage: CoverageIndex::new(&genesis.coverage),
             prices: genesis.reference_prices.iter().copied().collect(),
             insurers,
             hospitals,
+            genesis,
         })
     }
     /// Patient `p`'s home hospital by [`round_robin_home`] (`None` without organisations).
@@ -676,13 +790,81 @@ mod tests {
     }
 
     #[test]
+    fn streamed_hash_is_the_hash_of_the_encoding() {
+        // Encodings shorter than, equal to and several times HASH_CHUNK_BYTES (16 bytes
+        // per coverage entry), with the chunk boundary falling inside an entry.
+        for patients in [0u64, 3, 4_000, 4_095, 20_000, 70_001] {
+            let mut b = GenesisBuilder::new()
+                .org(OrgId(0), OrgKind::Hospital, 5)
+                .insurer(OrgId(1), 7, 100)
+                .insurer(OrgId(2), 9, 0)
+                .reference_price(3, 40);
+            for p in 0..patients {
+                b = b.cover(PatientId(p), OrgId(1 + p % 2));
+            }
+            let g = b.build().expect("valid genesis");
+            assert_eq!(
+                g.hash(),
+                crate::hashing::keyed(&GENESIS_KEY, &g.to_bytes()),
+                "{patients} patients"
+            );
+        }
+    }
+
+    #[test]
+    fn normalized_sorts_and_checks_unsorted_tables() {
+        let g = GenesisBuilder::new()
+            .insurer(OrgId(9), 1, 0)
+            .org(OrgId(2), OrgKind::Hospital, 1)
+            .insurer(OrgId(5), 1, 0)
+            .cover(PatientId(3), OrgId(9))
+            .cover_all(vec![(PatientId(7), OrgId(9)), (PatientId(1), OrgId(5))])
+            .reference_price(8, 1)
+            .reference_price(2, 1)
+            .build()
+            .expect("valid genesis");
+        let ids: Vec<u64> = g.orgs.iter().map(|o| o.id.0).collect();
+        assert_eq!(ids, [2, 5, 9]);
+        let patients: Vec<u64> = g.coverage.iter().map(|c| c.0 .0).collect();
+        assert_eq!(patients, [1, 3, 7]);
+        assert_eq!(g.reference_prices, [(2, 1), (8, 1)]);
+        // Duplicates, in order and out of order.
+        for (patients, dup) in [([1, 2, 2, 3], 2), ([4, 2, 9, 4], 4)] {
+            let mut b = GenesisBuilder::new().insurer(OrgId(1), 1, 0);
+            for p in patients {
+                b = b.cover(PatientId(p), OrgId(1));
+            }
+            assert_eq!(
+                b.build(),
+                Err(GenesisError::DuplicateCoverage(PatientId(dup)))
+            );
+        }
+        // A payer that is not an insurer is refused even after insurers were checked
+        // (the check remembers payers; it must not remember a wrong one).
+        let bad = GenesisBuilder::new()
+            .insurer(OrgId(1), 1, 0)
+            .org(OrgId(1 + PAYER_CHECK_CACHE as u64), OrgKind::Hospital, 1)
+            .cover(PatientId(0), OrgId(1))
+            .cover(PatientId(1), OrgId(1 + PAYER_CHECK_CACHE as u64))
+            .build();
+        assert_eq!(
+            bad,
+            Err(GenesisError::PayerNotInsurer {
+                patient: PatientId(1),
+                payer: OrgId(1 + PAYER_CHECK_CACHE as u64)
+            })
+        );
+    }
+
+    #[test]
     fn dense_and_sparse_coverage_agree_with_a_map() {
-        let payers = [OrgId(7), OrgId(3), OrgId(1 << 40)];
-        // Dense: ids 0..2000 with gaps, three payers, and one patient listed twice
+        // Payers 7 and 7 + 64 share a slot of the payer-number cache.
+        let payers = [OrgId(7), OrgId(3), OrgId(1 << 40), OrgId(7 + 64)];
+        // Dense: ids 0..2000 with gaps, four payers, and one patient listed twice
         // (the last entry wins, as for a map built from the list).
         let mut dense: Vec<(PatientId, OrgId)> = (0..2000u64)
             .filter(|p| p % 5 != 3)
-            .map(|p| (PatientId(p), payers[(p % 3) as usize]))
+            .map(|p| (PatientId(p), payers[(p * 7 % 4) as usize]))
             .collect();
         dense.push((PatientId(10), OrgId(99)));
         check(&dense, true);

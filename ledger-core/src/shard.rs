@@ -668,8 +668,12 @@ impl Ledger {
     }
     /// A ledger with explicit options.
     pub fn with_config(genesis: &Genesis, shard_count: u32, config: LedgerConfig) -> Self {
+        Self::from_genesis(genesis.clone(), shard_count, config)
+    }
+    /// [`Ledger::with_config`] keeping `genesis` itself (no copy of its tables).
+    pub fn from_genesis(genesis: Genesis, shard_count: u32, config: LedgerConfig) -> Self {
         assert!(shard_count >= 1, "a ledger needs at least one shard");
-        let g = GenesisIndex::new(genesis);
+        let g = GenesisIndex::from_genesis(genesis);
         let shards = (0..shard_count)
             .map(|s| ShardLedger::with_config(g.clone(), ShardId(s), shard_count, config))
             .collect();

@@ -33,9 +33,7 @@ pub fn genesis_of(
             k => b.org(o.id, k, o.opening_balance_cents),
         };
     }
-    for &(p, payer) in &spec.coverage {
-        b = b.cover(p, payer);
-    }
+    b = b.cover_all(spec.coverage);
     b = b.historic_records(historic);
     b.build().map_err(|e| format!("consortium genesis: {e}"))
 }
@@ -45,7 +43,7 @@ impl Executor {
     /// block log in memory (for export) up to that many bytes, `None` keeps none;
     /// `account_locking` is how cross-shard prepares treat accounts.
     pub fn new(
-        genesis: &Genesis,
+        genesis: Genesis,
         shards: u32,
         log_max_bytes: Option<usize>,
         account_locking: AccountLocking,
@@ -54,9 +52,10 @@ impl Executor {
             log_max_bytes,
             account_locking,
         };
+        let genesis_money = genesis.total_money();
         Executor {
-            ledger: Ledger::with_config(genesis, shards, config),
-            genesis_money: genesis.total_money(),
+            ledger: Ledger::from_genesis(genesis, shards, config),
+            genesis_money,
         }
     }
 

@@ -332,7 +332,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 })
                 .collect(),
             executor: Executor::new(
-                &genesis,
+                genesis,
                 shards,
                 scenario
                     .metrics

@@ -9,6 +9,8 @@
 //! Organisation ids are dense: `OrgId(i)` is `orgs()[i]`, hospitals first, then imaging
 //! centres, insurers and pharmacies. Patient ids are `PatientId(0..patients)`.
 
+use std::sync::Arc;
+
 use ledger_core::types::{AmountCents, OrgId, OrgKind, PatientId};
 use serde::{Deserialize, Serialize};
 use simrand::Stream;
@@ -156,17 +158,22 @@ pub struct ConsortiumSpec {
 const NONE: u32 = u32::MAX;
 
 /// The expanded consortium the generator draws from.
+///
+/// Cheap to clone: the per-patient tables (tens of MB with millions of patients) are
+/// shared, never copied.
 #[derive(Clone, Debug)]
 pub struct Consortium {
-    spec: ConsortiumSpec,
+    /// Every organisation, `orgs[i].id == OrgId(i)`.
+    orgs: Arc<[OrgSpec]>,
+    /// Number of patients.
+    patients: u32,
     hospitals: Vec<OrgId>,
     imaging_centres: Vec<OrgId>,
     insurers: Vec<OrgId>,
     pharmacies: Vec<OrgId>,
-    /// Per patient: the insurer the provider bills (OrgId.0).
-    billed: Vec<u32>,
-    /// Per patient: covering insurer on the ledger (OrgId.0) or NONE.
-    covered: Vec<u32>,
+    /// Per patient: the insurer the provider bills and the covering insurer on the
+    /// ledger (`OrgId.0`, or NONE), side by side (a claim reads both).
+    payers: Arc<[(u32, u32)]>,
 }
 
 impl Consortium {
@@ -224,67 +231,71 @@ impl Consortium {
 
         let n = cfg.patients as usize;
         let mut rng = Stream::new(seed, "consortium");
-        let mut billed = Vec::with_capacity(n);
-        let mut covered = Vec::with_capacity(n);
-        let mut coverage = Vec::with_capacity(n);
         // Home hospital: round-robin, so hospitals have equal patient panels; if there
         // is no hospital, patients are homed at the first organisation.
         // The rule ledger-core's genesis uses for historic records' custodians, computed
         // on demand by `home_hospital` (a per-patient table would cost a cache miss per
         // request with a large panel).
-        for p in 0..n {
-            if insurers.is_empty() {
-                billed.push(NONE);
-                covered.push(NONE);
-                continue;
-            }
-            let b = insurers[rng.below(insurers.len() as u64) as usize].0 as u32;
-            billed.push(b);
-            let c = if rng.bernoulli(cfg.coverage_mismatch_fraction) {
-                if insurers.len() > 1 {
-                    // Another insurer than the billed one.
-                    let k = rng.below(insurers.len() as u64 - 1) as usize;
-                    let others = insurers.iter().filter(|o| o.0 as u32 != b);
-                    others.clone().nth(k).map_or(NONE, |o| o.0 as u32)
-                } else {
-                    NONE
+        // Collected straight into the shared table (one allocation of known size).
+        let payers = (0..n)
+            .map(|_| {
+                if insurers.is_empty() {
+                    return (NONE, NONE);
                 }
-            } else {
-                b
-            };
-            covered.push(c);
-            if c != NONE {
-                coverage.push((PatientId(p as u64), OrgId(c as u64)));
-            }
-        }
+                let b = insurers[rng.below(insurers.len() as u64) as usize].0 as u32;
+                let c = if rng.bernoulli(cfg.coverage_mismatch_fraction) {
+                    if insurers.len() > 1 {
+                        // Another insurer than the billed one.
+                        let k = rng.below(insurers.len() as u64 - 1) as usize;
+                        let others = insurers.iter().filter(|o| o.0 as u32 != b);
+                        others.clone().nth(k).map_or(NONE, |o| o.0 as u32)
+                    } else {
+                        NONE
+                    }
+                } else {
+                    b
+                };
+                (b, c)
+            })
+            .collect();
         Ok(Consortium {
-            spec: ConsortiumSpec {
-                orgs,
-                patients: cfg.patients,
-                coverage,
-            },
+            orgs: orgs.into(),
+            patients: cfg.patients,
             hospitals,
             imaging_centres,
             insurers,
             pharmacies,
-            billed,
-            covered,
+            payers,
         })
     }
 
-    /// The genesis-ready description.
-    pub fn spec(&self) -> &ConsortiumSpec {
-        &self.spec
+    /// The genesis-ready description, built on each call from the per-patient table
+    /// (its coverage list has an entry per covered patient: 16 MB for a million, which
+    /// the consortium does not keep a second copy of).
+    pub fn spec(&self) -> ConsortiumSpec {
+        let mut coverage = Vec::with_capacity(self.payers.len());
+        coverage.extend(
+            self.payers
+                .iter()
+                .enumerate()
+                .filter(|(_, &(_, c))| c != NONE)
+                .map(|(p, &(_, c))| (PatientId(p as u64), OrgId(c as u64))),
+        );
+        ConsortiumSpec {
+            orgs: self.orgs.to_vec(),
+            patients: self.patients,
+            coverage,
+        }
     }
 
     /// Every organisation (`orgs()[i].id == OrgId(i)`).
     pub fn orgs(&self) -> &[OrgSpec] {
-        &self.spec.orgs
+        &self.orgs
     }
 
     /// Number of patients.
     pub fn patients(&self) -> u32 {
-        self.spec.patients
+        self.patients
     }
 
     /// Hospitals' ids.
@@ -312,7 +323,7 @@ impl Consortium {
     #[inline]
     pub fn home_hospital(&self, patient: PatientId) -> OrgId {
         assert!(
-            patient.0 < self.spec.patients as u64,
+            patient.0 < self.patients as u64,
             "patient {} out of range",
             patient.0
         );
@@ -327,7 +338,7 @@ impl Consortium {
     /// exists. Panics if `patient` is out of range.
     #[inline]
     pub fn billed_payer(&self, patient: PatientId) -> Option<OrgId> {
-        let b = self.billed[patient.0 as usize];
+        let b = self.payers[patient.0 as usize].0;
         (b != NONE).then_some(OrgId(b as u64))
     }
 
@@ -335,7 +346,7 @@ impl Consortium {
     /// Panics if `patient` is out of range.
     #[inline]
     pub fn coverage(&self, patient: PatientId) -> Option<OrgId> {
-        let c = self.covered[patient.0 as usize];
+        let c = self.payers[patient.0 as usize].1;
         (c != NONE).then_some(OrgId(c as u64))
     }
 }

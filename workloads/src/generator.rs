@@ -179,11 +179,14 @@ impl Generator {
         let n = consortium.patients() as usize;
         let mut weights_rng = Stream::new(seed, "workload/patients");
         let sigma = cfg.hospital.patient_activity_sigma;
-        let weights: Vec<f64> = (0..n).map(|_| weights_rng.lognormal(0.0, sigma)).collect();
+        let weights = weights_rng.lognormal_vec(n, 0.0, sigma);
         // Patient ids by decreasing activity: the busiest patients' state shares cache
         // lines, which keeps generation fast with large panels. Which id is busy does
         // not matter to the ledger (patients are routed by a hash of the id).
-        let weights = sort_descending(weights);
+        // The sort's scratch buffer becomes the alias table and the weights' buffer the
+        // state table (see `PatientTable::from_buffers`).
+        let mut scratch = Vec::new();
+        let weights = sort_descending(weights, &mut scratch);
         let day_ns = secs_to_ns(cfg.arrival.day_length_s).max(1);
         let hospital = Hospital::new(
             &cfg.hospital,
@@ -191,8 +194,9 @@ impl Generator {
             Stream::new(seed, "workload/hospital"),
             Stream::new(seed, "workload/hospital/patients"),
         );
-        let patients = PatientTable::new(
-            &weights,
+        let patients = PatientTable::from_buffers(
+            weights,
+            scratch,
             hospital.initial_consent_until_ms(Stream::new(seed, "workload/hospital/warm-start")),
         )
         .ok_or_else(|| {
@@ -201,7 +205,6 @@ impl Generator {
                 "patient activity weights are not usable (overflow)",
             )
         })?;
-        drop(weights);
 
         let imaging = Imaging::new(
             &cfg.imaging,

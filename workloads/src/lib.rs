@@ -30,6 +30,7 @@ pub mod consortium;
 pub mod generator;
 mod hospital;
 mod imaging;
+mod normal_quantiles;
 mod patients;
 mod supply;
 mod synth;
