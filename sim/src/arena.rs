@@ -44,6 +44,8 @@ pub struct RetiringArena<T> {
     finished: VecDeque<u64>,
     /// Keep every entry (for runs that export one record per transaction).
     retain_all: bool,
+    /// Most entries stored at once so far.
+    peak_len: usize,
 }
 
 impl<T> RetiringArena<T> {
@@ -56,7 +58,13 @@ impl<T> RetiringArena<T> {
             items: VecDeque::with_capacity(capacity),
             finished: VecDeque::with_capacity(capacity / RETIRE_GRANULE as usize + 1),
             retain_all,
+            peak_len: 0,
         }
+    }
+
+    /// Most entries stored at once so far (what the arena's memory followed).
+    pub fn peak_len(&self) -> usize {
+        self.peak_len
     }
 
     /// The id the next [`RetiringArena::push`] returns.
@@ -91,6 +99,7 @@ impl<T> RetiringArena<T> {
             self.finished.push_back(0);
         }
         self.items.push_back(item);
+        self.peak_len = self.peak_len.max(self.items.len());
         debug_assert_eq!(
             self.finished.len(),
             self.items.len().div_ceil(RETIRE_GRANULE as usize)
@@ -217,6 +226,7 @@ mod tests {
         assert_eq!(a.retire(), 128);
         assert_eq!(a.base(), 192);
         assert_eq!(a.len(), 8);
+        assert_eq!(a.peak_len(), 200);
         assert_eq!(a.push(200), Some(200));
         assert_eq!(a[200], 200);
     }

@@ -114,6 +114,11 @@ pub struct RunResult {
     pub ledger: Option<ledger_core::Ledger>,
     /// Protocol-specific figures ([`Protocol::extras`]): `summary.json` key `chain`.
     pub extras: Option<Value>,
+    /// Most operations held in memory at once ([`crate::arena`]: finished ones retire).
+    pub peak_live_operations: usize,
+    /// Most client transactions held in memory at once (all of them with
+    /// `metrics.record_transactions`).
+    pub peak_live_transactions: usize,
     metrics: Metrics,
 }
 
@@ -170,6 +175,8 @@ pub fn run_protocol<P: Protocol>(
         transactions: out.tx_records,
         ledger: out.ledger,
         extras,
+        peak_live_operations: out.peak_live_ops,
+        peak_live_transactions: out.peak_live_txs,
         metrics: m,
     })
 }

@@ -140,6 +140,8 @@ pub(crate) struct Outcome {
     pub(crate) digest: [u8; 32],
     pub(crate) tx_records: Vec<ClientTx>,
     pub(crate) ledger: Option<ledger_core::Ledger>,
+    pub(crate) peak_live_ops: usize,
+    pub(crate) peak_live_txs: usize,
 }
 
 type MsgOf<P> = <<P as Protocol>::Replica as Replica>::Msg;
@@ -454,6 +456,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         if let Some(sh) = &self.shaper {
             self.metrics.shaper = sh.stats;
         }
+        let (peak_live_ops, peak_live_txs) = (self.ops.peak_len(), self.txs.peak_len());
         let tx_records = if self.scenario.metrics.record_transactions {
             std::mem::replace(&mut self.txs, RetiringArena::new(0, true)).into_vec()
         } else {
@@ -466,6 +469,8 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             sim_time_ns: self.end_ns,
             digest: *self.digest.finalize().as_bytes(),
             tx_records,
+            peak_live_ops,
+            peak_live_txs,
             ledger: self
                 .scenario
                 .metrics
