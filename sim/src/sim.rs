@@ -1078,21 +1078,18 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         }
         std::hint::black_box(warm);
         for tx in self.blocks.txs(block) {
-            let op = match self.ops.slot(tx.id) {
-                Slot::Live(_) => &mut self.ops[tx.id],
-                Slot::Retired => {
+            let Some(op) = self.ops.get_mut(tx.id) else {
+                if matches!(self.ops.slot(tx.id), Slot::Retired) {
                     // Executed before and retired since: a duplicate.
                     self.metrics.duplicate_commits += 1;
                     continue;
                 }
-                Slot::Unknown => {
-                    return Err(SimError::InvariantViolated {
-                        seed: self.seed,
-                        what: format!("block {} holds unknown operation {}", block.0, tx.id),
-                        at_ns: t,
-                        scenario: self.scenario.name.clone(),
-                    })
-                }
+                return Err(SimError::InvariantViolated {
+                    seed: self.seed,
+                    what: format!("block {} holds unknown operation {}", block.0, tx.id),
+                    at_ns: t,
+                    scenario: self.scenario.name.clone(),
+                });
             };
             if op.shard != shard {
                 let what = format!(
