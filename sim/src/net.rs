@@ -57,6 +57,12 @@ pub const DEFAULT_RTT_MS: [[f64; 6]; 6] = [
 /// broadband guidance, SHLB Coalition — physician office 4, small practice 10,
 /// large practice 25, hospital 100, large centres up to 1 Gbps).
 pub const DEFAULT_BANDWIDTH_MBPS: f64 = 100.0;
+/// Messages of at most this many bytes fit in one packet (an Ethernet MTU) and skip the
+/// receiver's downlink queue (see [`crate::protocol::Message::skips_downlink_queue`]):
+/// a real interface interleaves packets from concurrent transfers, so a 144-byte vote
+/// arriving during a 10 MB transfer waits for at most one packet of it, not for all of it.
+/// Such a message still pays its own downlink serialisation; larger messages queue FIFO.
+pub const SINGLE_PACKET_BYTES: u64 = 1_500;
 
 /// Jitter added to every message's propagation delay.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -700,6 +706,14 @@ impl Network {
                 .jitter
                 .sample_ns(self.jitter_log_median_ms, &mut self.jitter_rng);
         Ok((start + delay, on_wire + delay))
+    }
+
+    /// Count `bytes` received by `b` from outside the network model (a client request
+    /// that fits in one packet, delivered without a downlink event).
+    #[inline]
+    pub fn count_received(&mut self, b: NodeId, bytes: u64) {
+        self.stats.recv_msgs[b as usize] += 1;
+        self.stats.recv_bytes[b as usize] += bytes;
     }
 
     /// Like [`Network::receive`] for a message that skips the downlink queue

@@ -55,11 +55,12 @@ pub trait Message: Clone {
     fn kind(&self) -> &'static str;
     /// Whether this message skips the receiver's downlink queue: it is delivered
     /// when its last byte arrives plus its own downlink serialisation, without
-    /// waiting behind (or delaying) other messages on that downlink. Meant for
-    /// tiny control messages (an `inv` of 61 bytes takes microseconds) on large
-    /// networks, where it saves one kernel event per delivery. Default: no.
+    /// waiting behind (or delaying) other messages on that downlink, and costs one
+    /// kernel event per delivery instead of two. Default: when it fits in one packet
+    /// ([`crate::net::SINGLE_PACKET_BYTES`]); a real interface interleaves packets of
+    /// concurrent transfers, so a vote does not wait for a whole block ahead of it.
     fn skips_downlink_queue(&self) -> bool {
-        false
+        self.size_bytes() <= crate::net::SINGLE_PACKET_BYTES
     }
 }
 

@@ -10,7 +10,7 @@ use crate::client::{self, ClientTx, CrossShardShaper, Op, Phase, TxStatus};
 use crate::committee::Committees;
 use crate::error::SimError;
 use crate::faults::FaultSpec;
-use crate::kernel::{EventQueue, TimeNs, NS_PER_MS, NS_PER_S};
+use crate::kernel::{EventQueue, Reserved, TimeNs, NS_PER_MS, NS_PER_S};
 use crate::ledger::{genesis_of, Executor};
 use crate::metrics::Metrics;
 use crate::net::{LinkTarget, Network, Topology};
@@ -171,6 +171,10 @@ pub struct Simulation<'o, P: Protocol> {
     /// `None` when the scenario offers no load (`offered_tps = 0`, open loop).
     generator: Option<Generator>,
     closed_loop: bool,
+    /// The next workload request, kept outside the event queue under its place in the
+    /// event order (one request at a time in open loop: no push and pop per request).
+    next_request: Option<(Reserved, TxRequest)>,
+    /// Further requests due at once (closed loop), each behind an `Event::Submit`.
     parked: Vec<Option<TxRequest>>,
     /// The `cross_shard_fraction` shaper.
     shaper: Option<CrossShardShaper>,
@@ -320,6 +324,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             },
             closed_loop: generator.as_ref().is_some_and(Generator::is_closed_loop),
             generator,
+            next_request: None,
             parked: Vec::new(),
             shaper,
             resends: VecDeque::new(),
@@ -415,7 +420,18 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         }
         let progress_every = NS_PER_S / 10;
         let mut next_progress = progress_every;
-        while let Some((t, ev)) = self.queue.pop() {
+        loop {
+            // The earliest of the queued events and the next request (`None`).
+            let (t, ev) = match self.next_request {
+                Some((r, _)) => match self.queue.pop_before(r) {
+                    Some((t, ev)) => (t, Some(ev)),
+                    None => (r.time(), None),
+                },
+                None => match self.queue.pop() {
+                    Some((t, ev)) => (t, Some(ev)),
+                    None => break,
+                },
+            };
             if t > self.end_ns {
                 break;
             }
@@ -434,7 +450,16 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 }
                 next_progress = t + progress_every;
             }
-            self.handle(t, ev)?;
+            match ev {
+                Some(ev) => self.handle(t, ev)?,
+                None => {
+                    let (_, req) = self.next_request.take().expect("the next request was due");
+                    if self.trace.is_some() {
+                        self.trace_line(t, format_args!("submit request"))?;
+                    }
+                    self.submit(t, req)?;
+                }
+            }
         }
         if let Some(cb) = &self.opts.progress {
             cb(
@@ -577,6 +602,14 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             return Ok(());
         }
         let at = r.at_ns.max(self.queue.now());
+        if self.next_request.is_none() {
+            let place = self.queue.reserve(at).map_err(|e| SimError::Kernel {
+                seed: self.seed,
+                source: e,
+            })?;
+            self.next_request = Some((place, r));
+            return Ok(());
+        }
         let slot = match self.parked_free.pop() {
             Some(s) => {
                 self.parked[s as usize] = Some(r);
@@ -592,13 +625,19 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     }
 
     fn on_submit(&mut self, t: TimeNs, slot: u32) -> Result<(), SimError> {
-        let Some(mut req) = self.parked[slot as usize].take() else {
+        let Some(req) = self.parked[slot as usize].take() else {
             return Ok(());
         };
+        self.parked_free.push(slot);
+        self.submit(t, req)
+    }
+
+    /// Workload request `req` is due at `t`: create its transaction and operations,
+    /// hand them to the gateways, and (open loop) line up the next request.
+    fn submit(&mut self, t: TimeNs, mut req: TxRequest) -> Result<(), SimError> {
         if let Some(shaper) = &mut self.shaper {
             shaper.shape(&mut req);
         }
-        self.parked_free.push(slot);
         // Drop what finished (here, outside any block's execution, so no receipt of
         // the block being handled can refer to a retired entry).
         self.ops.retire();
@@ -700,7 +739,9 @@ impl<'o, P: Protocol> Simulation<'o, P> {
 
     /// Send operation `op_id` to the gateway of attempt `attempt`: node
     /// `committee[(client + attempt) mod N]` of the operation's shard. A crashed gateway
-    /// loses it (the client's resend, if any, goes to the next one).
+    /// loses it (the client's resend, if any, goes to the next one). An operation that
+    /// fits in one packet reaches the gateway at once; a larger one queues on the
+    /// gateway's downlink (an imaging study's payload).
     /// The caller passes the operation's shard, size and client (it has them at hand;
     /// reading them back from the arena entry just written would wait for its line).
     fn send_to_gateway(
@@ -717,17 +758,21 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         if self.nodes[gateway as usize].crashed {
             return Ok(()); // the gateway is down: the operation is lost
         }
+        let tx = TxRef {
+            id: op_id,
+            size_bytes,
+        };
+        if u64::from(size_bytes) <= crate::net::SINGLE_PACKET_BYTES {
+            // One packet: the arrival process gives the time the gateway has it (it does
+            // not queue behind transfers on the downlink; see `net::SINGLE_PACKET_BYTES`).
+            self.net.count_received(gateway, u64::from(size_bytes));
+            if self.trace.is_some() {
+                self.trace_line(t, format_args!("client-tx {gateway} op{op_id}"))?;
+            }
+            return self.arrive(gateway, t, Work::Tx(tx));
+        }
         let done = self.net.receive(gateway, t, t, u64::from(size_bytes));
-        self.schedule(
-            done,
-            Event::ClientTx {
-                node: gateway,
-                tx: TxRef {
-                    id: op_id,
-                    size_bytes,
-                },
-            },
-        )?;
+        self.schedule(done, Event::ClientTx { node: gateway, tx })?;
         Ok(())
     }
 

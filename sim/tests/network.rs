@@ -10,6 +10,9 @@ use std::cell::RefCell;
 enum Script {
     /// Node 0 (and node 2 if `two_senders`) sends a blob of `blob_bytes` then a ping to node 1.
     Blob { blob_bytes: u64, two_senders: bool },
+    /// Node 0 sends a blob of `blob_bytes` to node 1; node 2 then sends node 1 a ping
+    /// and a message of `small_bytes`.
+    Interleave { blob_bytes: u64, small_bytes: u64 },
     /// Node 0 sends `n` pings to node 1 at once.
     Burst { n: u32 },
     /// Node 0 pings node 1 every `period_ns`.
@@ -86,6 +89,13 @@ impl Replica for ProbeReplica {
             } if self.me == 0 || (two_senders && self.me == 2) => {
                 ctx.send(1, Msg::Blob(blob_bytes));
                 ctx.send(1, Msg::Ping(self.me));
+            }
+            Script::Interleave { blob_bytes, .. } if self.me == 0 => {
+                ctx.send(1, Msg::Blob(blob_bytes));
+            }
+            Script::Interleave { small_bytes, .. } if self.me == 2 => {
+                ctx.send(1, Msg::Ping(2));
+                ctx.send(1, Msg::Blob(small_bytes));
             }
             Script::Burst { n } if self.me == 0 => {
                 for i in 0..n {
@@ -214,6 +224,42 @@ fn receiver_downlink_is_shared_fifo() {
         blobs[1].abs_diff(2 * one + INTRA_REGION_NS) < 1_000_000,
         "second blob at {}",
         blobs[1]
+    );
+}
+
+#[test]
+fn single_packet_messages_interleave_with_a_transfer_larger_ones_queue() {
+    let blob = 200_000_000u64; // 16 s at 100 Mbps
+    let small = 2_000u64; // two packets
+    let log = run_script(
+        Script::Interleave {
+            blob_bytes: blob,
+            small_bytes: small,
+        },
+        &quiet(3, 60.0),
+    )
+    .expect("run");
+    let at = |kind: &str, pred: &dyn Fn(u64) -> bool| {
+        log.iter()
+            .find(|e| e.0 == 1 && e.1 == kind && pred(e.3))
+            .map(|e| e.3)
+    };
+    let one = blob * 8 * 1_000 / 100;
+    // The 100-byte ping from node 2 does not wait for node 0's 16 s transfer: it pays the
+    // latency and its own serialisation on both links (8 µs each).
+    let ping = at("ping", &|_| true).expect("ping delivered");
+    assert!(
+        ping.abs_diff(INTRA_REGION_NS + 16_000) < 10_000,
+        "ping at {ping} ns: it queued behind the transfer"
+    );
+    // The 2,000-byte message (more than one packet) queues behind the transfer.
+    let two_packets = at("blob", &|t| t < one / 2);
+    assert_eq!(two_packets, None, "a two-packet message skipped the queue");
+    let blobs: Vec<u64> = log.iter().filter(|e| e.1 == "blob").map(|e| e.3).collect();
+    assert_eq!(blobs.len(), 2);
+    assert!(
+        blobs.iter().all(|&t| t >= one),
+        "deliveries {blobs:?}: the small one should follow the 16 s transfer"
     );
 }
 

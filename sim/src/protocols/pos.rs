@@ -120,9 +120,6 @@ impl Message for PosMsg {
             PosMsg::Vote { .. } => VOTE_BYTES,
         }
     }
-    fn skips_downlink_queue(&self) -> bool {
-        matches!(self, PosMsg::GetData(_) | PosMsg::GetTip)
-    }
     fn kind(&self) -> &'static str {
         match self {
             PosMsg::Block(..) => "block",
