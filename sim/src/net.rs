@@ -657,7 +657,7 @@ impl Network {
     /// Send `bytes` from `a` to `b` leaving at `depart`: returns the times the
     /// first and the last byte reach `b`'s network interface (before its downlink),
     /// or why it was dropped. Counts the message for `kind`.
-    #[inline]
+    #[inline(always)]
     pub fn send(
         &mut self,
         a: NodeId,

@@ -9,6 +9,14 @@ use crate::arena::{RetiringArena, Slot};
 use crate::client::{self, ClientTx, CrossShardShaper, Op, Phase, TxStatus};
 use crate::committee::Committees;
 use crate::error::SimError;
+
+/// The result of the simulator's internal steps: the error boxed, so that `Ok` is one
+/// word returned in a register (a `Result<(), SimError>` is 80 bytes returned through
+/// memory and copied when held in a local, on every event).
+type SimResult<T = ()> = Result<T, Box<SimError>>;
+
+/// Progress is reported (and a cancel request honoured) every this much simulated time.
+const PROGRESS_EVERY_NS: TimeNs = NS_PER_S / 10;
 use crate::faults::FaultSpec;
 use crate::kernel::{EventQueue, Reserved, TimeNs, NS_PER_MS, NS_PER_S};
 use crate::ledger::{genesis_of, Executor};
@@ -357,18 +365,20 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     }
 
     #[inline]
-    fn schedule(&mut self, at: TimeNs, ev: EventOf<P>) -> Result<crate::kernel::EventId, SimError> {
-        self.queue.schedule(at, ev).map_err(|e| SimError::Kernel {
-            seed: self.seed,
-            source: e,
+    fn schedule(&mut self, at: TimeNs, ev: EventOf<P>) -> SimResult<crate::kernel::EventId> {
+        self.queue.schedule(at, ev).map_err(|e| {
+            Box::new(SimError::Kernel {
+                seed: self.seed,
+                source: e,
+            })
         })
     }
 
-    fn trace_line(&mut self, t: TimeNs, line: std::fmt::Arguments<'_>) -> Result<(), SimError> {
+    fn trace_line(&mut self, t: TimeNs, line: std::fmt::Arguments<'_>) -> SimResult {
         if let Some(w) = &mut self.trace {
             let r = writeln!(w, "{t} {line}");
             if let Err(e) = r {
-                return Err(SimError::Trace {
+                return Err(Box::new(SimError::Trace {
                     path: self
                         .opts
                         .trace_path
@@ -376,7 +386,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                         .map(|p| p.display().to_string())
                         .unwrap_or_default(),
                     source: e,
-                });
+                }));
             }
         }
         Ok(())
@@ -384,6 +394,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
 
     /// Run to the end of the scenario.
     pub(crate) fn run(mut self) -> Result<Outcome, SimError> {
+        self.run_events().map_err(|e| *e)?;
+        self.outcome()
+    }
+
+    /// Schedule the faults, start the nodes and handle every event up to the end.
+    fn run_events(&mut self) -> SimResult {
         // Faults.
         let faults = self.scenario.faults.clone();
         for (i, f) in faults.iter().enumerate() {
@@ -418,8 +434,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         for r in first {
             self.park(r)?;
         }
-        let progress_every = NS_PER_S / 10;
-        let mut next_progress = progress_every;
+        let mut next_progress = PROGRESS_EVERY_NS;
         loop {
             // The earliest of the queued events and the next request (`None`).
             let (t, ev) = match self.next_request {
@@ -439,7 +454,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             if t >= next_progress {
                 if let Some(flag) = &self.opts.cancel {
                     if flag.load(std::sync::atomic::Ordering::Relaxed) {
-                        return Err(SimError::Cancelled);
+                        return Err(Box::new(SimError::Cancelled));
                     }
                 }
                 if let Some(cb) = &self.opts.progress {
@@ -448,7 +463,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                         self.end_ns as f64 / NS_PER_S as f64,
                     );
                 }
-                next_progress = t + progress_every;
+                next_progress = t + PROGRESS_EVERY_NS;
             }
             match ev {
                 Some(ev) => self.handle(t, ev)?,
@@ -461,6 +476,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// What the run measured (after [`Self::run_events`]).
+    fn outcome(mut self) -> Result<Outcome, SimError> {
         if let Some(cb) = &self.opts.progress {
             cb(
                 self.end_ns as f64 / NS_PER_S as f64,
@@ -504,7 +524,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         })
     }
 
-    fn handle(&mut self, t: TimeNs, ev: EventOf<P>) -> Result<(), SimError> {
+    fn handle(&mut self, t: TimeNs, ev: EventOf<P>) -> SimResult {
         match ev {
             Event::Wire {
                 from,
@@ -583,13 +603,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
 
     /// Message `msg` from `from` is fully received by `to` at `t`.
     #[inline]
-    fn deliver(
-        &mut self,
-        t: TimeNs,
-        from: NodeId,
-        to: NodeId,
-        msg: MsgOf<P>,
-    ) -> Result<(), SimError> {
+    fn deliver(&mut self, t: TimeNs, from: NodeId, to: NodeId, msg: MsgOf<P>) -> SimResult {
         if self.trace.is_some() {
             self.trace_line(t, format_args!("deliver {from}->{to} {}", msg.kind()))?;
         }
@@ -597,15 +611,17 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     }
 
     /// Hold a request until its submission time (requests past the end are dropped).
-    fn park(&mut self, r: TxRequest) -> Result<(), SimError> {
+    fn park(&mut self, r: TxRequest) -> SimResult {
         if r.at_ns > self.end_ns {
             return Ok(());
         }
         let at = r.at_ns.max(self.queue.now());
         if self.next_request.is_none() {
-            let place = self.queue.reserve(at).map_err(|e| SimError::Kernel {
-                seed: self.seed,
-                source: e,
+            let place = self.queue.reserve(at).map_err(|e| {
+                Box::new(SimError::Kernel {
+                    seed: self.seed,
+                    source: e,
+                })
             })?;
             self.next_request = Some((place, r));
             return Ok(());
@@ -624,7 +640,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         Ok(())
     }
 
-    fn on_submit(&mut self, t: TimeNs, slot: u32) -> Result<(), SimError> {
+    fn on_submit(&mut self, t: TimeNs, slot: u32) -> SimResult {
         let Some(req) = self.parked[slot as usize].take() else {
             return Ok(());
         };
@@ -634,7 +650,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
 
     /// Workload request `req` is due at `t`: create its transaction and operations,
     /// hand them to the gateways, and (open loop) line up the next request.
-    fn submit(&mut self, t: TimeNs, mut req: TxRequest) -> Result<(), SimError> {
+    fn submit(&mut self, t: TimeNs, mut req: TxRequest) -> SimResult {
         if let Some(shaper) = &mut self.shaper {
             shaper.shape(&mut req);
         }
@@ -673,9 +689,9 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             payload_bytes: req.payload_bytes,
         });
         let Some(client_tx) = pushed else {
-            return Err(SimError::Workload(format!(
+            return Err(Box::new(SimError::Workload(format!(
                 "more than {MAX_CLIENT_TXS} transactions in one run"
-            )));
+            ))));
         };
         self.metrics.on_submit(t, cross);
         if cross {
@@ -717,7 +733,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         shard: u32,
         op: ShardOp,
         payload_bytes: u64,
-    ) -> Result<(), SimError> {
+    ) -> SimResult {
         let size = client::op_size_bytes(&op) + payload_bytes;
         let size_bytes = u32::try_from(size).unwrap_or(u32::MAX);
         let Some(op_id) = self.ops.push(Op {
@@ -727,9 +743,9 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             size_bytes,
             executed: false,
         }) else {
-            return Err(SimError::Workload(format!(
+            return Err(Box::new(SimError::Workload(format!(
                 "more than {MAX_CLIENT_TXS} operations in one run"
-            )));
+            ))));
         };
         if self.client_timeout_ns > 0 && self.scenario.client_retries > 0 {
             self.arm_resend(t + self.client_timeout_ns, op_id, 0)?;
@@ -752,7 +768,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         size_bytes: u32,
         client: u32,
         attempt: u8,
-    ) -> Result<(), SimError> {
+    ) -> SimResult {
         let committee = &self.committees[shard as usize];
         let gateway = committee[(client as usize + attempt as usize) % committee.len()];
         if self.nodes[gateway as usize].crashed {
@@ -777,7 +793,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     }
 
     /// Queue a resend deadline (due times arrive in non-decreasing order).
-    fn arm_resend(&mut self, due: TimeNs, op_id: u32, attempt: u8) -> Result<(), SimError> {
+    fn arm_resend(&mut self, due: TimeNs, op_id: u32, attempt: u8) -> SimResult {
         self.resends.push_back((due, op_id, attempt));
         if !self.resend_armed && due <= self.end_ns {
             self.resend_armed = true;
@@ -787,7 +803,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     }
 
     /// Resend every operation whose deadline is due and that has not executed.
-    fn on_client_timeout(&mut self, t: TimeNs) -> Result<(), SimError> {
+    fn on_client_timeout(&mut self, t: TimeNs) -> SimResult {
         self.resend_armed = false;
         while let Some(&(due, op_id, attempt)) = self.resends.front() {
             if due > t {
@@ -831,7 +847,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
 
     /// Work arrives at a node: run it now if a core is free and nothing is
     /// queued, otherwise queue it (FIFO) behind the node's current work.
-    fn arrive(&mut self, node: NodeId, t: TimeNs, work: WorkOf<P>) -> Result<(), SimError> {
+    fn arrive(&mut self, node: NodeId, t: TimeNs, work: WorkOf<P>) -> SimResult {
         let ns = &mut self.nodes[node as usize];
         if ns.crashed && !matches!(work, Work::Recover) {
             if let Work::Timer { id, .. } = work {
@@ -858,7 +874,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         Ok(())
     }
 
-    fn run_handler(&mut self, node: NodeId, t: TimeNs, work: WorkOf<P>) -> Result<(), SimError> {
+    fn run_handler(&mut self, node: NodeId, t: TimeNs, work: WorkOf<P>) -> SimResult {
         let ni = node as usize;
         if let Work::Timer { id, .. } = &work {
             // Cancelled after it was queued behind other work?
@@ -896,10 +912,14 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         self.apply_effects(node, shard)
     }
 
-    fn apply_effects(&mut self, node: NodeId, shard: u32) -> Result<(), SimError> {
-        let mut fx = std::mem::take(&mut self.fx);
+    /// Carry out what the handler just asked for. Each buffer of `self.fx` is taken out
+    /// while it is processed (handlers run by `on_commit` fill fresh ones) and put back
+    /// empty, so its capacity is reused; moving the whole `Effects` out and back costs
+    /// more per call.
+    fn apply_effects(&mut self, node: NodeId, shard: u32) -> SimResult {
         let epoch = self.nodes[node as usize].epoch;
-        for op in fx.timers.drain(..) {
+        let mut timers = std::mem::take(&mut self.fx.timers);
+        for op in timers.drain(..) {
             match op {
                 TimerOp::Set { at_ns, timer, id } => {
                     let ev = self.schedule(
@@ -920,9 +940,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 }
             }
         }
-        for o in fx.out.drain(..) {
+        self.fx.timers = timers;
+        let mut out = std::mem::take(&mut self.fx.out);
+        for o in out.drain(..) {
             if o.to as usize >= self.nodes.len() {
-                return Err(SimError::InvariantViolated {
+                return Err(Box::new(SimError::InvariantViolated {
                     seed: self.seed,
                     what: format!(
                         "node {node} sent a message to node {} which does not exist",
@@ -930,7 +952,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     ),
                     at_ns: o.depart_ns,
                     scenario: self.scenario.name.clone(),
-                });
+                }));
             }
             if o.to == node {
                 self.schedule(
@@ -978,17 +1000,17 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 }
             }
         }
-        if fx.view_changes > 0 {
+        self.fx.out = out;
+        let view_changes = std::mem::take(&mut self.fx.view_changes);
+        if view_changes > 0 {
             let t = self.queue.now();
-            self.metrics.view_changes += fx.view_changes;
-            self.metrics.bucket(t).view_changes += fx.view_changes;
-            fx.view_changes = 0;
+            self.metrics.view_changes += view_changes;
+            self.metrics.bucket(t).view_changes += view_changes;
         }
-        self.metrics.stale_blocks += fx.stale_blocks;
-        self.metrics.reorgs += fx.reorgs;
-        fx.stale_blocks = 0;
-        fx.reorgs = 0;
-        for (b, t) in fx.includes.drain(..) {
+        self.metrics.stale_blocks += std::mem::take(&mut self.fx.stale_blocks);
+        self.metrics.reorgs += std::mem::take(&mut self.fx.reorgs);
+        let mut includes = std::mem::take(&mut self.fx.includes);
+        for (b, t) in includes.drain(..) {
             for tx in self.blocks.txs(b) {
                 // A retired operation (or transaction) was executed, so its first
                 // inclusion is already recorded.
@@ -1007,14 +1029,16 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 }
             }
         }
-        let mut result = Ok(());
-        for (height, block, t) in fx.commits.drain(..) {
-            if result.is_ok() {
-                result = self.on_commit(node, shard, height, block, t);
-            }
+        self.fx.includes = includes;
+        let mut commits = std::mem::take(&mut self.fx.commits);
+        // Indexed, and `Ok(())` returned directly: moving a `Result<(), SimError>` held
+        // in a local into the return slot copies the whole error-sized value every call.
+        for &(height, block, t) in &commits {
+            self.on_commit(node, shard, height, block, t)?;
         }
-        self.fx = fx;
-        result
+        commits.clear();
+        self.fx.commits = commits;
+        Ok(())
     }
 
     fn on_commit(
@@ -1024,7 +1048,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         height: u64,
         block: BlockRef,
         t: TimeNs,
-    ) -> Result<(), SimError> {
+    ) -> SimResult {
         let honest = self.nodes[node as usize].byzantine.is_none();
         if self.trace.is_some() {
             self.trace_line(
@@ -1094,22 +1118,16 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         Ok(())
     }
 
-    fn violation(&self, t: TimeNs, what: String) -> SimError {
-        SimError::InvariantViolated {
+    fn violation(&self, t: TimeNs, what: String) -> Box<SimError> {
+        Box::new(SimError::InvariantViolated {
             seed: self.seed,
             what,
             at_ns: t,
             scenario: self.scenario.name.clone(),
-        }
+        })
     }
 
-    fn execute(
-        &mut self,
-        shard: u32,
-        height: u64,
-        block: BlockRef,
-        t: TimeNs,
-    ) -> Result<(), SimError> {
+    fn execute(&mut self, shard: u32, height: u64, block: BlockRef, t: TimeNs) -> SimResult {
         self.metrics.blocks_committed += 1;
         let mut fresh: Vec<Executed> = Vec::with_capacity(self.blocks.txs(block).len());
         let mut ops: Vec<ShardOp> = Vec::with_capacity(fresh.capacity());
@@ -1118,7 +1136,9 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         let mut warm = 0u32;
         for tx in self.blocks.txs(block) {
             if let Some(op) = self.ops.get(tx.id) {
-                warm ^= op.shard;
+                // An entry spans two cache lines: load both (its variant, read first
+                // below, sits at the start; its shard at the end).
+                warm ^= op.shard ^ u32::from(matches!(op.op, ShardOp::Tx(_)));
             }
         }
         std::hint::black_box(warm);
@@ -1129,12 +1149,12 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                     self.metrics.duplicate_commits += 1;
                     continue;
                 }
-                return Err(SimError::InvariantViolated {
+                return Err(Box::new(SimError::InvariantViolated {
                     seed: self.seed,
                     what: format!("block {} holds unknown operation {}", block.0, tx.id),
                     at_ns: t,
                     scenario: self.scenario.name.clone(),
-                });
+                }));
             };
             if op.shard != shard {
                 let what = format!(
@@ -1208,7 +1228,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
     }
 
     /// Advance the client transaction of operation `op_id` given its receipt.
-    fn on_receipt(&mut self, t: TimeNs, e: &Executed, receipt: Receipt) -> Result<(), SimError> {
+    fn on_receipt(&mut self, t: TimeNs, e: &Executed, receipt: Receipt) -> SimResult {
         let (op_id, ct_i, shard) = (e.op_id, e.client_tx, e.shard);
         let is_prepare = e.kind == OpKind::Prepare;
         let ct = &mut self.txs[ct_i];
@@ -1308,7 +1328,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         Ok(())
     }
 
-    fn finish(&mut self, t: TimeNs, ct_i: u32, status: TxStatus) -> Result<(), SimError> {
+    fn finish(&mut self, t: TimeNs, ct_i: u32, status: TxStatus) -> SimResult {
         if self.txs[ct_i].cross_shard() {
             // All or nothing: once final, no involved shard may still hold the
             // transaction prepared (locks or escrow holds of a half-decided commit).
@@ -1350,7 +1370,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         Ok(())
     }
 
-    fn on_fault(&mut self, t: TimeNs, index: u32, start: bool) -> Result<(), SimError> {
+    fn on_fault(&mut self, t: TimeNs, index: u32, start: bool) -> SimResult {
         let f = self.scenario.faults[index as usize].clone();
         if self.trace.is_some() {
             let phase = if start { "start" } else { "end" };
