@@ -260,8 +260,10 @@ pub enum PbftMsg {
         seq: u64,
         /// The block.
         block: BlockRef,
-        /// Digest claimed by the primary.
-        digest: [u8; 32],
+        /// The block whose digest the primary claims for `block` (a handle stands for
+        /// its block's digest, as in PREPARE: `block` itself unless forged). A handle
+        /// keeps every event that carries a message small (32 bytes fewer to copy).
+        digest_of: BlockRef,
         /// Size on the wire (header + signature + block).
         size_bytes: u64,
     },
@@ -287,8 +289,9 @@ pub enum PbftMsg {
     Checkpoint {
         /// Sequence number.
         seq: u64,
-        /// State digest after executing `seq`.
-        digest: [u8; 32],
+        /// State digest after executing `seq` (boxed: checkpoints are rare, and the
+        /// largest variant sets the size of every message and event).
+        digest: Box<[u8; 32]>,
     },
     /// VIEW-CHANGE.
     ViewChange(Arc<ViewChangeMsg>),
@@ -1153,25 +1156,24 @@ impl PbftReplica {
         let size = ctx.block_size_bytes(block);
         ctx.charge_hash(size);
         ctx.charge_sign();
-        let digest = ctx.block_digest(block);
         let size_bytes = HEADER_BYTES + DIGEST_BYTES + SIG_BYTES + size;
         self.slot(seq).pp = Some((view, block));
         self.note_log_len();
-        let pp = |b: BlockRef, d: [u8; 32]| PbftMsg::PrePrepare {
+        let pp = |b: BlockRef| PbftMsg::PrePrepare {
             view,
             seq,
             block: b,
-            digest: d,
+            digest_of: b,
             size_bytes,
         };
         match Self::byz(ctx) {
-            None => ctx.broadcast(pp(block, digest)),
+            None => ctx.broadcast(pp(block)),
             Some(ByzantineBehaviour::Withhold) => {
                 let mut sent = 0;
                 for i in 0..self.n {
                     let to = self.committee[i];
                     if to != self.me && sent < self.f {
-                        ctx.send(to, pp(block, digest));
+                        ctx.send(to, pp(block));
                         sent += 1;
                     }
                 }
@@ -1180,7 +1182,6 @@ impl PbftReplica {
                 let other = ctx.make_block(txs, None);
                 ctx.charge_hash(size);
                 ctx.charge_sign();
-                let d2 = ctx.block_digest(other);
                 let mut i = 0;
                 for j in 0..self.n {
                     let to = self.committee[j];
@@ -1188,8 +1189,7 @@ impl PbftReplica {
                         continue;
                     }
                     let b = if i % 2 == 0 { block } else { other };
-                    let d = if i % 2 == 0 { digest } else { d2 };
-                    ctx.send(to, pp(b, d));
+                    ctx.send(to, pp(b));
                     ctx.send(
                         to,
                         PbftMsg::Commit {
@@ -1408,7 +1408,10 @@ impl PbftReplica {
             self.record_checkpoint(self.me, seq, digest);
             if !Self::silent(ctx) && ctx.byzantine() != Some(ByzantineBehaviour::Withhold) {
                 ctx.charge_sign();
-                ctx.broadcast(PbftMsg::Checkpoint { seq, digest });
+                ctx.broadcast(PbftMsg::Checkpoint {
+                    seq,
+                    digest: Box::new(digest),
+                });
             }
             self.check_stable(ctx, seq);
         }
@@ -2015,12 +2018,14 @@ impl PbftReplica {
                 view,
                 seq,
                 block,
-                digest,
+                digest_of,
                 size_bytes,
             } => {
                 ctx.charge_verify(1);
                 ctx.charge_hash(size_bytes.saturating_sub(HEADER_BYTES + DIGEST_BYTES + SIG_BYTES));
-                if digest != ctx.block_digest(block) || from != self.primary_of(view) {
+                let forged =
+                    digest_of != block && ctx.block_digest(digest_of) != ctx.block_digest(block);
+                if forged || from != self.primary_of(view) {
                     return;
                 }
                 if view > self.view || (view == self.view && self.nv_done < view) {
@@ -2033,7 +2038,7 @@ impl PbftReplica {
                                 view,
                                 seq,
                                 block,
-                                digest,
+                                digest_of,
                                 size_bytes: 0,
                             },
                         ));
@@ -2081,7 +2086,7 @@ impl PbftReplica {
             }
             PbftMsg::Checkpoint { seq, digest } => {
                 ctx.charge_verify(1);
-                self.record_checkpoint(from, seq, digest);
+                self.record_checkpoint(from, seq, *digest);
                 self.check_stable(ctx, seq);
             }
             PbftMsg::ViewChange(vc) => self.on_view_change(ctx, vc),
