@@ -68,10 +68,11 @@ impl OpKind {
 /// Events of the kernel.
 pub(crate) enum Event<M, T> {
     /// A message reaches the receiver's network interface (then its downlink).
+    /// (Its size is the message's `size_bytes()`, not a field: the largest variant
+    /// sets the size of every event.)
     Wire {
         from: NodeId,
         to: NodeId,
-        bytes: u64,
         last_byte_ns: TimeNs,
         msg: M,
     },
@@ -529,10 +530,10 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             Event::Wire {
                 from,
                 to,
-                bytes,
                 last_byte_ns,
                 msg,
             } => {
+                let bytes = msg.size_bytes();
                 if self.trace.is_some() {
                     self.trace_line(t, format_args!("wire {from}->{to} {} {bytes}B", msg.kind()))?;
                 }
@@ -987,7 +988,6 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                         Event::Wire {
                             from: node,
                             to: o.to,
-                            bytes,
                             last_byte_ns: last,
                             msg: o.msg,
                         },
