@@ -162,18 +162,11 @@ impl TimeQueue {
                 return Some(k);
             }
             let i = (self.cur as usize) & (RING_BUCKETS - 1);
-            match self.next_occupied(i) {
-                Some(d) => self.cur += d,
-                None => self.cur = bucket_of(self.overflow.peek()?),
-            }
-            // Make the new bucket current (its emptied buffer goes back to the ring),
-            // then bring in overflow keys that the ring now reaches.
-            let j = (self.cur as usize) & (RING_BUCKETS - 1);
-            let keys = std::mem::take(&mut self.ring[j]);
-            let emptied = std::mem::replace(&mut self.current, BinaryHeap::from(keys));
-            self.ring[j] = emptied.into_vec();
-            self.occupied[j / 64] &= !(1 << (j % 64));
-            self.refill();
+            let next = match self.next_occupied(i) {
+                Some(d) => self.cur + d,
+                None => bucket_of(self.overflow.peek()?),
+            };
+            self.make_current(next);
         }
     }
 
@@ -194,14 +187,22 @@ impl TimeQueue {
             if next > limit {
                 return None;
             }
-            self.cur = next;
-            let j = (self.cur as usize) & (RING_BUCKETS - 1);
-            let keys = std::mem::take(&mut self.ring[j]);
-            let emptied = std::mem::replace(&mut self.current, BinaryHeap::from(keys));
-            self.ring[j] = emptied.into_vec();
-            self.occupied[j / 64] &= !(1 << (j % 64));
-            self.refill();
+            self.make_current(next);
         }
+    }
+
+    /// Make bucket `b` (the next one holding keys) current: its keys become the heap,
+    /// the emptied heap's buffer goes back to the ring, then overflow keys the ring
+    /// now reaches move in.
+    #[inline]
+    fn make_current(&mut self, b: u64) {
+        self.cur = b;
+        let j = (b as usize) & (RING_BUCKETS - 1);
+        let keys = std::mem::take(&mut self.ring[j]);
+        let emptied = std::mem::replace(&mut self.current, BinaryHeap::from(keys));
+        self.ring[j] = emptied.into_vec();
+        self.occupied[j / 64] &= !(1 << (j % 64));
+        self.refill();
     }
 
     /// Distance (1..RING_BUCKETS) from ring slot `i` to the next occupied slot, if any.
@@ -363,15 +364,7 @@ impl<E> EventQueue<E> {
     /// Schedule `payload` at absolute time `at` (must not be before [`Self::now`]).
     #[inline]
     pub fn schedule(&mut self, at: TimeNs, payload: E) -> Result<EventId, KernelError> {
-        if at < self.now {
-            return Err(KernelError::InThePast {
-                at_ns: at,
-                now_ns: self.now,
-            });
-        }
-        if self.next_seq >= MAX_EVENTS {
-            return Err(KernelError::TooManyEvents { limit: MAX_EVENTS });
-        }
+        self.check_new(at)?;
         if self.live >= self.max_pending {
             return Err(KernelError::TooManyPending {
                 limit: self.max_pending,
@@ -422,32 +415,27 @@ impl<E> EventQueue<E> {
         Some(payload)
     }
 
-    /// Remove and return the earliest event, advancing [`Self::now`] to its time.
+    /// The event of key `k`, just removed from the heap, advancing [`Self::now`] to
+    /// its time; `None` if it was cancelled (its slot free, or reused since).
     #[inline]
-    pub fn pop(&mut self) -> Option<(TimeNs, E)> {
-        while let Some(k) = self.heap.pop() {
-            let (time, seq, slot) = unpack(k);
-            let entry = &mut self.slots[slot as usize];
-            if entry.seq != seq {
-                continue; // cancelled, slot since reused
-            }
-            let Some(payload) = entry.payload.take() else {
-                continue; // cancelled, slot still free
-            };
-            self.free.push(slot);
-            self.live -= 1;
-            debug_assert!(time >= self.now, "event queue went back in time");
-            self.now = time;
-            return Some((time, payload));
+    fn take(&mut self, k: u128) -> Option<(TimeNs, E)> {
+        let (time, seq, slot) = unpack(k);
+        let entry = &mut self.slots[slot as usize];
+        if entry.seq != seq {
+            return None;
         }
-        self.heap.drained_at(self.now);
-        None
+        let payload = entry.payload.take()?;
+        self.free.push(slot);
+        self.live -= 1;
+        debug_assert!(time >= self.now, "event queue went back in time");
+        self.now = time;
+        Some((time, payload))
     }
 
-    /// Take the place in the event order that [`Self::schedule`] would give an event
-    /// at `at` now (same checks, one sequence number), without queueing anything.
+    /// The checks every new place in the event order passes: not before now, and a
+    /// sequence number left.
     #[inline]
-    pub fn reserve(&mut self, at: TimeNs) -> Result<Reserved, KernelError> {
+    fn check_new(&self, at: TimeNs) -> Result<(), KernelError> {
         if at < self.now {
             return Err(KernelError::InThePast {
                 at_ns: at,
@@ -457,6 +445,26 @@ impl<E> EventQueue<E> {
         if self.next_seq >= MAX_EVENTS {
             return Err(KernelError::TooManyEvents { limit: MAX_EVENTS });
         }
+        Ok(())
+    }
+
+    /// Remove and return the earliest event, advancing [`Self::now`] to its time.
+    #[inline]
+    pub fn pop(&mut self) -> Option<(TimeNs, E)> {
+        while let Some(k) = self.heap.pop() {
+            if let Some(event) = self.take(k) {
+                return Some(event);
+            }
+        }
+        self.heap.drained_at(self.now);
+        None
+    }
+
+    /// Take the place in the event order that [`Self::schedule`] would give an event
+    /// at `at` now (same checks, one sequence number), without queueing anything.
+    #[inline]
+    pub fn reserve(&mut self, at: TimeNs) -> Result<Reserved, KernelError> {
+        self.check_new(at)?;
         let seq = self.next_seq;
         self.next_seq += 1;
         Ok(Reserved {
@@ -475,19 +483,9 @@ impl<E> EventQueue<E> {
             }
             let popped = self.heap.pop();
             debug_assert_eq!(popped, Some(k));
-            let (time, seq, slot) = unpack(k);
-            let entry = &mut self.slots[slot as usize];
-            if entry.seq != seq {
-                continue; // cancelled, slot since reused
+            if let Some(event) = self.take(k) {
+                return Some(event);
             }
-            let Some(payload) = entry.payload.take() else {
-                continue; // cancelled, slot still free
-            };
-            self.free.push(slot);
-            self.live -= 1;
-            debug_assert!(time >= self.now, "event queue went back in time");
-            self.now = time;
-            return Some((time, payload));
         }
         let time = r.time();
         assert!(time >= self.now, "reserved event before now");

@@ -15,6 +15,11 @@ use crate::error::SimError;
 /// memory and copied when held in a local, on every event).
 type SimResult<T = ()> = Result<T, Box<SimError>>;
 
+/// A kernel limit hit by the run of `seed`.
+fn kernel_error(seed: u64, source: crate::kernel::KernelError) -> Box<SimError> {
+    Box::new(SimError::Kernel { seed, source })
+}
+
 /// Progress is reported (and a cancel request honoured) every this much simulated time.
 const PROGRESS_EVERY_NS: TimeNs = NS_PER_S / 10;
 use crate::faults::FaultSpec;
@@ -367,12 +372,10 @@ impl<'o, P: Protocol> Simulation<'o, P> {
 
     #[inline]
     fn schedule(&mut self, at: TimeNs, ev: EventOf<P>) -> SimResult<crate::kernel::EventId> {
-        self.queue.schedule(at, ev).map_err(|e| {
-            Box::new(SimError::Kernel {
-                seed: self.seed,
-                source: e,
-            })
-        })
+        let seed = self.seed;
+        self.queue
+            .schedule(at, ev)
+            .map_err(|e| kernel_error(seed, e))
     }
 
     fn trace_line(&mut self, t: TimeNs, line: std::fmt::Arguments<'_>) -> SimResult {
@@ -618,12 +621,8 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         }
         let at = r.at_ns.max(self.queue.now());
         if self.next_request.is_none() {
-            let place = self.queue.reserve(at).map_err(|e| {
-                Box::new(SimError::Kernel {
-                    seed: self.seed,
-                    source: e,
-                })
-            })?;
+            let seed = self.seed;
+            let place = self.queue.reserve(at).map_err(|e| kernel_error(seed, e))?;
             self.next_request = Some((place, r));
             return Ok(());
         }
