@@ -64,6 +64,12 @@ pub const DEFAULT_BANDWIDTH_MBPS: f64 = 100.0;
 /// Such a message still pays its own downlink serialisation; larger messages queue FIFO.
 pub const SINGLE_PACKET_BYTES: u64 = 1_500;
 
+/// Whether a message of `bytes` fits in one packet ([`SINGLE_PACKET_BYTES`]).
+#[inline]
+pub fn fits_one_packet(bytes: u64) -> bool {
+    bytes <= SINGLE_PACKET_BYTES
+}
+
 /// Jitter added to every message's propagation delay.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -708,8 +714,8 @@ impl Network {
         Ok((start + delay, on_wire + delay))
     }
 
-    /// Count `bytes` received by `b` from outside the network model (a client request
-    /// that fits in one packet, delivered without a downlink event).
+    /// Count a message of `bytes` received by `b` (every delivery, and a client request
+    /// that fits in one packet, which needs no downlink event).
     #[inline]
     pub fn count_received(&mut self, b: NodeId, bytes: u64) {
         self.stats.recv_msgs[b as usize] += 1;
@@ -727,9 +733,7 @@ impl Network {
         last_byte_ns: TimeNs,
         bytes: u64,
     ) -> TimeNs {
-        let bi = b as usize;
-        self.stats.recv_msgs[bi] += 1;
-        self.stats.recv_bytes[bi] += bytes;
+        self.count_received(b, bytes);
         (t + self.topo.downlink_ns(b, bytes)).max(last_byte_ns)
     }
 
@@ -742,8 +746,7 @@ impl Network {
         let start = t.max(self.down_free[bi]);
         let done = (start + self.topo.downlink_ns(b, bytes)).max(last_byte_ns);
         self.down_free[bi] = done;
-        self.stats.recv_msgs[bi] += 1;
-        self.stats.recv_bytes[bi] += bytes;
+        self.count_received(b, bytes);
         done
     }
 }

@@ -60,7 +60,7 @@ pub trait Message: Clone {
     /// ([`crate::net::SINGLE_PACKET_BYTES`]); a real interface interleaves packets of
     /// concurrent transfers, so a vote does not wait for a whole block ahead of it.
     fn skips_downlink_queue(&self) -> bool {
-        self.size_bytes() <= crate::net::SINGLE_PACKET_BYTES
+        crate::net::fits_one_packet(self.size_bytes())
     }
 }
 

@@ -778,7 +778,7 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             id: op_id,
             size_bytes,
         };
-        if u64::from(size_bytes) <= crate::net::SINGLE_PACKET_BYTES {
+        if crate::net::fits_one_packet(u64::from(size_bytes)) {
             // One packet: the arrival process gives the time the gateway has it (it does
             // not queue behind transfers on the downlink; see `net::SINGLE_PACKET_BYTES`).
             self.net.count_received(gateway, u64::from(size_bytes));
