@@ -539,8 +539,103 @@ struct Vote {
     block: BlockRef,
 }
 
-/// One log slot; cache-line aligned (two lines) so a vote touches as few
-/// lines of the ring as possible.
+/// Votes a slot holds inline before moving them to the heap: every replica's vote of
+/// one view for committees of up to eight (4 and 7 are the common sizes), so the
+/// votes of a normal-case slot cost no allocation and sit next to the slot's state.
+const INLINE_VOTES: usize = 8;
+
+/// The prepares (or commits) of one log slot: a vector that keeps its first
+/// [`INLINE_VOTES`] entries inline and moves to a heap vector when a vote arrives
+/// beyond them (larger committees, or votes of several views during a view change).
+/// Reads see one slice either way, in insertion order.
+#[derive(Debug)]
+struct Votes {
+    /// Entries used in `inline` (while not spilled).
+    len: u8,
+    inline: [Vote; INLINE_VOTES],
+    /// All the votes once more than [`INLINE_VOTES`] were held; `None` before.
+    spilled: Option<Box<Vec<Vote>>>,
+}
+
+impl Default for Votes {
+    fn default() -> Self {
+        const NONE: Vote = Vote {
+            from: 0,
+            view: 0,
+            block: BlockRef(0),
+        };
+        Votes {
+            len: 0,
+            inline: [NONE; INLINE_VOTES],
+            spilled: None,
+        }
+    }
+}
+
+impl std::ops::Deref for Votes {
+    type Target = [Vote];
+
+    #[inline]
+    fn deref(&self) -> &[Vote] {
+        match &self.spilled {
+            None => &self.inline[..usize::from(self.len)],
+            Some(v) => v,
+        }
+    }
+}
+
+impl Votes {
+    #[inline]
+    fn push(&mut self, v: Vote) {
+        match &mut self.spilled {
+            Some(heap) => heap.push(v),
+            None if usize::from(self.len) < INLINE_VOTES => {
+                self.inline[usize::from(self.len)] = v;
+                self.len += 1;
+            }
+            None => self.spill(v),
+        }
+    }
+
+    /// Move the inline votes and `v` to the heap.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, v: Vote) {
+        let mut heap = Vec::with_capacity(2 * INLINE_VOTES);
+        heap.extend_from_slice(&self.inline);
+        heap.push(v);
+        self.spilled = Some(Box::new(heap));
+        self.len = 0;
+    }
+
+    /// Keep the votes `keep` accepts, in order.
+    fn retain(&mut self, mut keep: impl FnMut(&Vote) -> bool) {
+        match &mut self.spilled {
+            Some(heap) => heap.retain(keep),
+            None => {
+                let mut kept = 0;
+                for i in 0..usize::from(self.len) {
+                    let v = self.inline[i];
+                    if keep(&v) {
+                        self.inline[kept] = v;
+                        kept += 1;
+                    }
+                }
+                self.len = kept as u8;
+            }
+        }
+    }
+
+    /// Remove every vote (and any heap buffer).
+    #[inline]
+    fn clear(&mut self) {
+        self.len = 0;
+        self.spilled = None;
+    }
+}
+
+/// One log slot; cache-line aligned (six lines, the votes inline) so a vote
+/// touches as few lines of the ring as possible.
 #[derive(Default, Debug)]
 #[repr(align(64))]
 struct Slot {
@@ -550,8 +645,8 @@ struct Slot {
     used: bool,
     /// Accepted pre-prepare `(view, block)` (the latest view's).
     pp: Option<(u64, BlockRef)>,
-    prepares: Vec<Vote>,
-    commits: Vec<Vote>,
+    prepares: Votes,
+    commits: Votes,
     /// Latest prepared certificate `(view, block)`.
     prepared: Option<(u64, BlockRef)>,
     /// View in which this replica sent its commit.
@@ -573,13 +668,11 @@ impl Slot {
         self.committed = None;
     }
 
-    /// Take the slot out of the log. The vote vectors are freed rather than
-    /// kept: a slot is reused only a watermark window later, when its old
-    /// buffers are cold, while fresh small allocations come back warm.
+    /// Take the slot out of the log (any spilled vote buffers are freed).
     fn release(&mut self) {
         self.used = false;
-        self.prepares = Vec::new();
-        self.commits = Vec::new();
+        self.prepares.clear();
+        self.commits.clear();
     }
 
     fn has_body(&self, b: BlockRef) -> bool {
@@ -690,7 +783,7 @@ impl SlotLog {
     }
 }
 
-fn add_vote(votes: &mut Vec<Vote>, cap: usize, v: Vote) -> bool {
+fn add_vote(votes: &mut Votes, cap: usize, v: Vote) -> bool {
     if votes.iter().any(|x| x.from == v.from && x.view == v.view) {
         return false;
     }
@@ -2275,7 +2368,7 @@ impl Replica for PbftReplica {
 #[cfg(test)]
 mod tests {
     use super::{
-        BlockRef, RecentDone, Slot, SlotLog, TxRef, Vote, MAX_RECENT_DONE,
+        BlockRef, RecentDone, Slot, SlotLog, TxRef, Vote, Votes, INLINE_VOTES, MAX_RECENT_DONE,
         MAX_RECENT_DONE_BACKLOG_TXS,
     };
     use crate::idset::IdSet;
@@ -2411,6 +2504,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The slot layout the doc comment promises: six cache lines with the votes inline.
+    #[test]
+    fn slot_is_six_cache_lines() {
+        assert_eq!(std::mem::size_of::<Slot>(), 6 * 64);
+    }
+
+    /// Votes beyond the inline ones move to the heap and keep their order; a
+    /// cleared list is inline again.
+    #[test]
+    fn votes_spill_in_order_and_clear() {
+        let mut v = Votes::default();
+        let vote = |i: u32| Vote {
+            from: i,
+            view: u64::from(i % 3),
+            block: BlockRef(i),
+        };
+        for i in 0..20 {
+            v.push(vote(i));
+            assert_eq!(v.len(), i as usize + 1);
+            assert!(v.iter().enumerate().all(|(j, x)| x.from == j as u32));
+            assert_eq!(v.spilled.is_some(), i as usize >= INLINE_VOTES);
+        }
+        v.retain(|x| x.view != 1);
+        let kept: Vec<u32> = v.iter().map(|x| x.from).collect();
+        let want: Vec<u32> = (0..20).filter(|i| i % 3 != 1).collect();
+        assert_eq!(kept, want);
+        v.clear();
+        assert!(v.is_empty() && v.spilled.is_none());
+        for i in 0..5 {
+            v.push(vote(i));
+        }
+        v.retain(|x| x.from % 2 == 0);
+        assert_eq!(v.iter().map(|x| x.from).collect::<Vec<_>>(), vec![0, 2, 4]);
     }
 
     /// A reused slot starts empty.
