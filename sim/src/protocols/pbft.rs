@@ -854,15 +854,12 @@ impl RecentDone {
     /// Fold the backlog into the set, block by block.
     fn fold<'b>(&mut self, txs_of: impl Fn(BlockRef) -> &'b [TxRef]) {
         for b in self.backlog.drain(..) {
-            for tx in txs_of(b) {
-                if self.set.insert(tx.id) {
-                    self.order.push_back(tx.id);
-                }
-            }
-            while self.order.len() > MAX_RECENT_DONE {
-                if let Some(id) = self.order.pop_front() {
-                    self.set.remove(id);
-                }
+            let order = &mut self.order;
+            self.set
+                .insert_each(txs_of(b).iter().map(|tx| tx.id), |id| order.push_back(id));
+            let excess = self.order.len().saturating_sub(MAX_RECENT_DONE);
+            if excess > 0 {
+                self.set.remove_each(self.order.drain(..excess));
             }
         }
         self.backlog_txs = 0;
@@ -1469,14 +1466,10 @@ impl PbftReplica {
         // lookups where this replica holds nothing (queued is the primary's,
         // waiting a gateway's).
         if !self.waiting.is_empty() {
-            for tx in txs {
-                self.waiting.remove(tx.id);
-            }
+            self.waiting.remove_each(txs.iter().map(|tx| tx.id));
         }
         if !self.queued.is_empty() {
-            for tx in txs {
-                self.queued.remove(tx.id);
-            }
+            self.queued.remove_each(txs.iter().map(|tx| tx.id));
         }
         self.recent_done.record(block, |b| ctx.block_txs(b));
         ctx.charge_execute(n_txs as u64);
