@@ -16,6 +16,7 @@ pub mod genesis;
 pub mod hashing;
 pub mod log;
 pub mod merkle;
+pub mod prefetch;
 pub mod routing;
 pub mod shard;
 pub mod state;

@@ -195,7 +195,10 @@ pub struct ShardLedger {
     touched: Vec<Key>,
     leaf_buf: Vec<Hash32>,
     receipt_buf: Vec<u8>,
+    /// Key hashes of the window of ops about to run (cache warming).
     hash_buf: Vec<u64>,
+    /// Key hashes of the window after it.
+    next_hash_buf: Vec<u64>,
 }
 
 impl ShardLedger {
@@ -273,6 +276,7 @@ impl ShardLedger {
             leaf_buf: Vec::new(),
             receipt_buf: Vec::new(),
             hash_buf: Vec::new(),
+            next_hash_buf: Vec::new(),
         }
     }
 
@@ -367,6 +371,9 @@ impl ShardLedger {
             "block of {} ops exceeds MAX_BLOCK_TXS",
             ops.len()
         );
+        // The first window's index slots start loading now, while the ops are hashed.
+        Self::key_hashes(&ops[..ops.len().min(WARM_WINDOW_OPS)], &mut self.hash_buf);
+        self.state.warm_index(&self.hash_buf);
         self.leaf_buf.clear();
         self.leaf_buf.extend(ops.iter().map(ShardOp::id));
         let tx_root = merkle::root(&self.leaf_buf);
@@ -374,8 +381,14 @@ impl ShardLedger {
         let mut receipts = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
             if i % WARM_WINDOW_OPS == 0 {
-                let end = ops.len().min(i + WARM_WINDOW_OPS);
-                self.warm_state(&ops[i..end]);
+                // This window's entries (its index slots were prefetched a window ago),
+                // then the next window's index slots, which load while this one runs.
+                self.state.warm_entries(&self.hash_buf);
+                let next =
+                    ops.len().min(i + WARM_WINDOW_OPS)..ops.len().min(i + 2 * WARM_WINDOW_OPS);
+                Self::key_hashes(&ops[next], &mut self.next_hash_buf);
+                self.state.warm_index(&self.next_hash_buf);
+                std::mem::swap(&mut self.hash_buf, &mut self.next_hash_buf);
             }
             let r = self.apply_op(op, timestamp_ms);
             r.encode_to(&mut self.receipt_buf);
@@ -407,16 +420,15 @@ impl ShardLedger {
         }
     }
 
-    /// Warms the cache with the state entries the ops will look up first (see
-    /// [`State::warm`]); execution then finds them in cache. A pure speed hint.
-    fn warm_state(&mut self, ops: &[ShardOp]) {
-        self.hash_buf.clear();
+    /// The hashes of the state keys `ops` look up first, into `out` (replacing its
+    /// contents), for warming the cache (see [`State::warm_index`]). A pure speed hint.
+    fn key_hashes(ops: &[ShardOp], out: &mut Vec<u64>) {
+        out.clear();
         for op in ops {
             if let ShardOp::Tx(tx) | ShardOp::Prepare { tx, .. } = op {
-                hot_keys(tx, |k| self.hash_buf.push(State::key_hash(&k)));
+                hot_keys(tx, |k| out.push(State::key_hash(&k)));
             }
         }
-        self.state.warm(&self.hash_buf);
     }
 
     fn run(

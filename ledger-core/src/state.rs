@@ -436,15 +436,18 @@ impl State {
     pub fn key_hash(k: &Key) -> u64 {
         MixHash::hash(k)
     }
-    /// Loads the entries of the keys with hashes `hashes` into the cache without using
-    /// them: one pass over their index slots, then one over their entries, each a run of
-    /// independent loads that the CPU overlaps (a block warms its keys this way before
-    /// executing, instead of missing the cache at each lookup in turn). No effect on the
-    /// state.
-    pub fn warm(&self, hashes: &[u64]) {
+    /// First pass of warming the cache for the keys with hashes `hashes`: prefetches
+    /// their index slots. Give the lines time to arrive (other work) before
+    /// [`State::warm_entries`]. No effect on the state.
+    pub fn warm_index(&self, hashes: &[u64]) {
         for &h in hashes {
             self.map.prefetch_index(h);
         }
+    }
+    /// Second pass of warming the cache for `hashes`: reads their index slots and
+    /// prefetches their entries (a block warms its keys this way before executing,
+    /// instead of missing the cache at each lookup in turn). No effect on the state.
+    pub fn warm_entries(&self, hashes: &[u64]) {
         for &h in hashes {
             self.map.prefetch_entry(h);
         }

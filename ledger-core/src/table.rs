@@ -34,6 +34,7 @@
 
 use std::marker::PhantomData;
 
+use crate::prefetch::prefetch;
 use crate::state::Key;
 
 /// Most entries a table may hold: entry positions are stored in 32 bits.
@@ -391,19 +392,18 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
     pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
         self.entries.iter().map(|s| &s.value)
     }
-    /// Loads `k`'s home index slot without using it (first pass of a cache warm-up;
-    /// `h = H::hash(k)`). A plain load whose result is discarded: a run of these for
-    /// independent keys lets the CPU overlap their misses.
+    /// Starts loading `k`'s home index slot (first pass of a cache warm-up;
+    /// `h = H::hash(k)`): a [`prefetch`] hint, which does not wait for the line.
     #[inline]
     pub fn prefetch_index(&self, h: u64) {
-        if let Some(&s) = self.index.get(home(h, self.mask())) {
-            std::hint::black_box(s);
+        if let Some(s) = self.index.get(home(h, self.mask())) {
+            prefetch(s);
         }
     }
-    /// Loads the entry of `k` (hash `h`) without using it (second pass of a cache warm-up,
-    /// after [`Table::prefetch_index`]): follows the index (now cached) to each entry
-    /// whose fingerprint matches and touches both cache lines of it. Never compares keys,
-    /// so it does not wait for the entry.
+    /// Starts loading the entry of `k` (hash `h`) (second pass of a cache warm-up, some
+    /// time after [`Table::prefetch_index`]): reads the index (cached by then) to the
+    /// entry whose fingerprint matches and prefetches both cache lines of it. Never
+    /// compares keys, so it does not wait for the entry.
     #[inline]
     pub fn prefetch_entry(&self, h: u64) {
         if self.index.is_empty() {
@@ -418,10 +418,9 @@ impl<V: Copy, H: KeyHash> Table<V, H> {
                 return;
             }
             if s >> 32 == fp {
-                // Copies (real loads, unlike a reference) of both lines' contents.
                 let e = &self.entries[slot_pos(s)];
-                std::hint::black_box(e.key);
-                std::hint::black_box(e.value);
+                prefetch(&e.key);
+                prefetch(&e.value);
                 return;
             }
             i = (i + 1) & mask;

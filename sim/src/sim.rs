@@ -35,6 +35,7 @@ use crate::protocol::{
 use crate::run::RunOptions;
 use crate::scenario::{Scenario, ScenarioError};
 use crate::store::BlockStore;
+use ledger_core::prefetch::prefetch_lines;
 use ledger_core::{Receipt, ShardOp, Vote};
 use simrand::Stream;
 use std::collections::{BTreeMap, VecDeque};
@@ -1138,6 +1139,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 // An entry spans two cache lines: load both (its variant, read first
                 // below, sits at the start; its shard at the end).
                 warm ^= op.shard ^ u32::from(matches!(op.op, ShardOp::Tx(_)));
+                // The receipts below read the client transactions after the ledger has
+                // applied the block: start loading them now, to arrive meanwhile.
+                if let Some(ct) = self.txs.get(op.client_tx) {
+                    prefetch_lines(ct);
+                }
             }
         }
         std::hint::black_box(warm);
@@ -1212,14 +1218,6 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 format!("money not conserved: {now} cents on the ledger, {genesis} at genesis"),
             ));
         }
-        // Load the receipts' client transactions together, before handling any: the
-        // loads are independent, so their cache misses overlap instead of stalling each
-        // receipt in turn (applying the block has just evicted them).
-        let mut warm = 0u8;
-        for e in &fresh {
-            warm ^= self.txs[e.client_tx].n_shards;
-        }
-        std::hint::black_box(warm);
         for (e, receipt) in fresh.iter().zip(applied.receipts) {
             self.on_receipt(t, e, receipt)?;
         }

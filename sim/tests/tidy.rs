@@ -111,3 +111,53 @@ fn tempdir() -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     d
 }
+
+/// The one file allowed `unsafe` code: the prefetch hint (the workspace lints deny
+/// `unsafe_code`; this file opts out for its `_mm_prefetch` calls).
+const UNSAFE_FILE: &str = "ledger-core/src/prefetch.rs";
+
+/// Lines of the workspace's crates (other than [`UNSAFE_FILE`]) that mention `unsafe`
+/// (an `unsafe` block or function, or an opt-out of the `unsafe_code` lint); a
+/// `forbid(unsafe_code)` is a stricter rule, not a use.
+fn unsafe_outside_the_prefetch_hint(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for krate in ["sim", "ledger-core", "workloads", "simrand", "cli", "benches"] {
+        let mut files = Vec::new();
+        rust_files(&root.join(krate), &mut files);
+        for f in files {
+            let rel = f
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            if rel == UNSAFE_FILE || rel.starts_with("sim/tests/tidy.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).expect("read source");
+            for (i, line) in text.lines().enumerate() {
+                if line.contains("unsafe") && !line.contains("forbid(unsafe_code)") {
+                    found.push(format!("{rel}:{}: {}", i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn unsafe_code_only_in_the_prefetch_hint() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let text = std::fs::read_to_string(root.join(UNSAFE_FILE)).expect("prefetch.rs");
+    assert!(
+        text.contains("// SAFETY:"),
+        "the prefetch hint's unsafe blocks must say why they are sound"
+    );
+    let found = unsafe_outside_the_prefetch_hint(root);
+    assert!(
+        found.is_empty(),
+        "`unsafe` outside {UNSAFE_FILE}:\n{}",
+        found.join("\n")
+    );
+}

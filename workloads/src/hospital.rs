@@ -97,6 +97,9 @@ pub(crate) struct Hospital {
     /// are still to be used.
     ahead: [u32; PATIENTS_AHEAD],
     ahead_next: usize,
+    /// The draws of the batch after `ahead` (valid once `raw_ready`).
+    raw_ahead: [u64; PATIENTS_AHEAD],
+    raw_ready: bool,
     /// Every organisation id (for choosing a foreign accessor).
     org_count: u64,
     /// Reads turned into writes because the patient had no record yet.
@@ -135,6 +138,8 @@ impl Hospital {
             patient_rng,
             ahead: [0; PATIENTS_AHEAD],
             ahead_next: PATIENTS_AHEAD,
+            raw_ahead: [0; PATIENTS_AHEAD],
+            raw_ready: false,
             org_count: consortium.orgs().len() as u64,
             owed_reads: 0,
             historic: historic_records(cfg, consortium),
@@ -169,10 +174,10 @@ impl Hospital {
     /// it reads and updates).
     ///
     /// Patients are drawn [`PATIENTS_AHEAD`] at a time from their own stream
-    /// (`workload/hospital/patients`), and the batch's table entries are loaded together:
-    /// with a large panel each draw's alias entry and state are cache misses, and
-    /// independent misses overlap (the draws are those of sequential sampling from that
-    /// stream, so the distribution is the alias table's, as before).
+    /// (`workload/hospital/patients`), a batch ahead, with their alias entries and then
+    /// their states prefetched: with a large panel each is a cache miss, and the misses
+    /// overlap with the requests in between (the draws are those of sequential sampling
+    /// from that stream, so the distribution is the alias table's, as before).
     #[inline]
     pub(crate) fn next(
         &mut self,
@@ -181,7 +186,14 @@ impl Hospital {
         consortium: &Consortium,
     ) -> (Tx, WorkloadKind) {
         if self.ahead_next == PATIENTS_AHEAD {
-            patients.sample_batch(&mut self.patient_rng, &mut self.ahead);
+            if !self.raw_ready {
+                patients.draw_batch(&mut self.patient_rng, &mut self.raw_ahead);
+            }
+            patients.resolve_batch(&self.raw_ahead, &mut self.ahead);
+            // The next batch's draws (the stream is the patients' own, so drawing them
+            // now changes no other draw), whose alias entries load meanwhile.
+            patients.draw_batch(&mut self.patient_rng, &mut self.raw_ahead);
+            self.raw_ready = true;
             self.ahead_next = 0;
         }
         let p = self.ahead[self.ahead_next];

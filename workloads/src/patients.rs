@@ -7,15 +7,17 @@
 //! table stays in cache while the simulator and the ledger run, so each request used to
 //! stall on one cache miss for the alias entry and another for the state (and a third
 //! for the home hospital, now computed: [`crate::consortium::Consortium::home_hospital`]).
-//! [`PatientTable::sample_batch`] draws several patients at once and loads their entries
-//! together, so the misses overlap; the state is packed into one `u64` (see
-//! [`PatientState`]) so the table is half the size.
+//! [`PatientTable::draw_batch`] draws several patients a batch before they are used and
+//! prefetches their alias entries, and [`PatientTable::resolve_batch`] prefetches their
+//! states, so the misses overlap with the requests in between; the state is packed into
+//! one `u64` (see [`PatientState`]) so the table is half the size.
 //!
 //! The sampler draws exactly what [`PackedAlias`](crate::synth::PackedAlias) over the
 //! same weights draws (same entries, same single 64-bit draw), built without scratch
 //! memory from the sorted weights, and the packed state holds exactly what the hospital
 //! workload needs.
 
+use ledger_core::prefetch::prefetch;
 use rustc_hash::FxHashMap;
 
 /// Bits of the state word holding the consent expiry, ms. Simulated time is `u64`
@@ -128,28 +130,35 @@ impl PatientTable {
         crate::synth::alias_pick(&self.alias, r)
     }
 
-    /// Fill `out` with consecutive draws from `rng` (exactly what as many
-    /// [`PatientTable::sample`] calls return) and load the drawn patients' states: the
-    /// draws are independent, so their cache misses overlap instead of stalling one
-    /// request each (safe Rust has no prefetch instruction; plain loads do the job).
+    /// Fill `raw` with the next draws from `rng` and start loading the alias entries
+    /// they will read ([`prefetch`]): [`PatientTable::resolve_batch`] turns them into
+    /// patients a batch later, when the entries have arrived.
     #[inline]
-    pub(crate) fn sample_batch(&self, rng: &mut simrand::Stream, out: &mut [u32]) {
+    pub(crate) fn draw_batch(&self, rng: &mut simrand::Stream, raw: &mut [u64]) {
         let n = self.alias.len() as u128;
-        for p in out.iter_mut() {
+        for r in raw.iter_mut() {
+            *r = rng.next_u64();
+            let i = ((u128::from(*r) * n) >> 64) as usize;
+            prefetch(&self.alias[i]);
+        }
+    }
+
+    /// The patients of draws `raw` into `out` (exactly what [`PatientTable::sample`]
+    /// returns for each draw, in order), and start loading their states.
+    #[inline]
+    pub(crate) fn resolve_batch(&self, raw: &[u64], out: &mut [u32]) {
+        let n = self.alias.len() as u128;
+        for (p, &r) in out.iter_mut().zip(raw) {
             // `sample_with`, branch-free: a mispredicted branch on one entry would
             // discard the loads issued after it.
-            let m = (rng.next_u64() as u128) * n;
+            let m = u128::from(r) * n;
             let i = (m >> 64) as u64;
             let coin = ((m as u64) >> 32) as u32;
             let e = self.alias[i as usize];
             let take_alias = ((coin >= e as u32) as u64).wrapping_neg();
             *p = (i ^ ((i ^ (e >> 32)) & take_alias)) as u32;
+            prefetch(&self.state[*p as usize]);
         }
-        let mut touched = 0u64;
-        for &p in out.iter() {
-            touched ^= self.state[p as usize];
-        }
-        std::hint::black_box(touched);
     }
 
     /// Patient `p`'s hospital state.
