@@ -121,7 +121,14 @@ const UNSAFE_FILE: &str = "ledger-core/src/prefetch.rs";
 /// `forbid(unsafe_code)` is a stricter rule, not a use.
 fn unsafe_outside_the_prefetch_hint(root: &Path) -> Vec<String> {
     let mut found = Vec::new();
-    for krate in ["sim", "ledger-core", "workloads", "simrand", "cli", "benches"] {
+    for krate in [
+        "sim",
+        "ledger-core",
+        "workloads",
+        "simrand",
+        "cli",
+        "benches",
+    ] {
         let mut files = Vec::new();
         rust_files(&root.join(krate), &mut files);
         for f in files {

@@ -637,24 +637,26 @@ impl Votes {
 }
 
 /// One log slot; cache-line aligned (six lines, the votes inline) so a vote
-/// touches as few lines of the ring as possible.
+/// touches as few lines of the ring as possible. Laid out in declaration order
+/// (`repr(C)`): what every message checks first (`seq`, `used`, the certificates)
+/// shares the first line, then the prepares, then the commits.
 #[derive(Default, Debug)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct Slot {
     /// Sequence number this slot holds (valid while `used`).
     seq: u64,
     /// Whether the slot is in the log.
     used: bool,
-    /// Accepted pre-prepare `(view, block)` (the latest view's).
-    pp: Option<(u64, BlockRef)>,
-    prepares: Votes,
-    commits: Votes,
-    /// Latest prepared certificate `(view, block)`.
-    prepared: Option<(u64, BlockRef)>,
-    /// View in which this replica sent its commit.
-    sent_commit: Option<u64>,
     /// Block with a commit certificate.
     committed: Option<BlockRef>,
+    /// View in which this replica sent its commit.
+    sent_commit: Option<u64>,
+    /// Accepted pre-prepare `(view, block)` (the latest view's).
+    pp: Option<(u64, BlockRef)>,
+    /// Latest prepared certificate `(view, block)`.
+    prepared: Option<(u64, BlockRef)>,
+    prepares: Votes,
+    commits: Votes,
 }
 
 impl Slot {
@@ -2503,8 +2505,12 @@ mod tests {
 
     /// The slot layout the doc comment promises: six cache lines with the votes inline.
     #[test]
-    fn slot_is_six_cache_lines() {
+    fn slot_is_six_cache_lines_header_first() {
         assert_eq!(std::mem::size_of::<Slot>(), 6 * 64);
+        // The fields every message checks first share the first line.
+        let pp_end =
+            std::mem::offset_of!(Slot, pp) + std::mem::size_of::<Option<(u64, BlockRef)>>();
+        assert!(pp_end <= 64, "slot header ends at byte {pp_end}");
     }
 
     /// Votes beyond the inline ones move to the heap and keep their order; a
