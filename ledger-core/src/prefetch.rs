@@ -47,7 +47,28 @@ pub fn prefetch_lines<T: ?Sized>(r: &T) {
     }
 }
 
-/// [`prefetch`] of the line holding byte `p` (an address inside a referenced value).
+/// [`prefetch_lines`] of the place `elems_ahead` elements after `*r` in memory, as if
+/// `r` pointed into an array of `T` (the next slots of a ring buffer about to be written,
+/// say). The place need not hold a `T`, nor lie inside any allocation: the address is
+/// only computed (never dereferenced), and the CPU drops a prefetch it cannot serve.
+#[inline(always)]
+pub fn prefetch_ahead<T>(r: &T, elems_ahead: usize) {
+    const LINE_BYTES: usize = 64;
+    let size = std::mem::size_of::<T>();
+    let start = (r as *const T)
+        .cast::<u8>()
+        .wrapping_add(elems_ahead.wrapping_mul(size));
+    let mut off = 0;
+    while off < size {
+        prefetch_byte(start.wrapping_add(off));
+        off += LINE_BYTES;
+    }
+    if size > 1 {
+        prefetch_byte(start.wrapping_add(size - 1));
+    }
+}
+
+/// [`prefetch`] of the line holding byte `p` (any address: a prefetch does not fault).
 #[inline(always)]
 fn prefetch_byte(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
@@ -63,7 +84,7 @@ fn prefetch_byte(p: *const u8) {
 
 #[cfg(test)]
 mod tests {
-    use super::{prefetch, prefetch_lines};
+    use super::{prefetch, prefetch_ahead, prefetch_lines};
 
     /// A prefetch is a hint: prefetching any element, the first and last of a large
     /// buffer included, leaves every value as it was.
@@ -76,6 +97,9 @@ mod tests {
         prefetch_lines(&v[..]);
         prefetch_lines(&[0u8; 0]);
         prefetch_lines(&(1u8, [2u64; 40]));
+        // Past the end of the buffer, and far outside it: still only a hint.
+        prefetch_ahead(&v[v.len() - 1], 8);
+        prefetch_ahead(&v[0], usize::MAX / 2);
         assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64 * 3));
     }
 }

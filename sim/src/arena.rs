@@ -16,8 +16,12 @@
 
 use std::collections::VecDeque;
 
+use ledger_core::prefetch::prefetch_ahead;
+
 /// Entries retire in groups of this many (one word of finished marks).
 pub const RETIRE_GRANULE: u32 = 64;
+/// How many pushes ahead [`RetiringArena::push`] prefetches the slot it will write.
+const PREFETCH_AHEAD_ITEMS: usize = 4;
 
 /// Most ids one arena hands out over a run (`u32` handles; `u32::MAX` is never an id).
 pub const MAX_ARENA_IDS: u64 = u32::MAX as u64 - 1;
@@ -99,6 +103,12 @@ impl<T> RetiringArena<T> {
             self.finished.push_back(0);
         }
         self.items.push_back(item);
+        if let Some(last) = self.items.back() {
+            // The slots the next pushes write were last used a whole ring ago, so they
+            // are cold: start loading one a few pushes ahead (a wrong guess at the ring's
+            // wrap-around costs nothing but the hint).
+            prefetch_ahead(last, PREFETCH_AHEAD_ITEMS);
+        }
         self.peak_len = self.peak_len.max(self.items.len());
         debug_assert_eq!(
             self.finished.len(),
