@@ -379,9 +379,18 @@ impl<E> EventQueue<E> {
         self.next_seq += 1;
         let slot = match self.free.pop() {
             Some(s) => {
+                // The slot the next schedule takes: slots freed long ago are cold.
+                if let Some(&next) = self.free.last() {
+                    if let Some(e) = self.slots.get(next as usize) {
+                        prefetch(e);
+                    }
+                }
                 let entry = &mut self.slots[s as usize];
                 entry.seq = seq;
-                entry.payload = Some(payload);
+                // A free slot holds no payload: overwrite without reading the old one.
+                let old = std::mem::replace(&mut entry.payload, Some(payload));
+                debug_assert!(old.is_none(), "free slab slot {s} held a payload");
+                std::mem::forget(old);
                 s
             }
             None => {
