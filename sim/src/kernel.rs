@@ -432,7 +432,7 @@ impl<E> EventQueue<E> {
     /// The event of key `k`, just removed from the heap, advancing [`Self::now`] to
     /// its time; `None` if it was cancelled (its slot free, or reused since).
     #[inline]
-    fn take(&mut self, k: u128) -> Option<(TimeNs, E)> {
+    fn take(&mut self, k: u128) -> Option<E> {
         let (time, seq, slot) = unpack(k);
         let entry = &mut self.slots[slot as usize];
         if entry.seq != seq {
@@ -450,7 +450,7 @@ impl<E> EventQueue<E> {
                 prefetch(s);
             }
         }
-        Some((time, payload))
+        Some(payload)
     }
 
     /// The checks every new place in the event order passes: not before now, and a
@@ -472,6 +472,13 @@ impl<E> EventQueue<E> {
     /// Remove and return the earliest event, advancing [`Self::now`] to its time.
     #[inline]
     pub fn pop(&mut self) -> Option<(TimeNs, E)> {
+        self.pop_payload().map(|e| (self.now, e))
+    }
+
+    /// [`Self::pop`] without the time, which is [`Self::now`] afterwards (the caller
+    /// reads it there rather than from a tuple built around a large payload).
+    #[inline]
+    pub fn pop_payload(&mut self) -> Option<E> {
         while let Some(k) = self.heap.pop() {
             if let Some(event) = self.take(k) {
                 return Some(event);
@@ -497,6 +504,12 @@ impl<E> EventQueue<E> {
     /// next, and [`Self::now`] has advanced to its time (the caller handles it now).
     #[inline]
     pub fn pop_before(&mut self, r: Reserved) -> Option<(TimeNs, E)> {
+        self.pop_payload_before(r).map(|e| (self.now, e))
+    }
+
+    /// [`Self::pop_before`] without the time, which is [`Self::now`] afterwards.
+    #[inline]
+    pub fn pop_payload_before(&mut self, r: Reserved) -> Option<E> {
         let limit = bucket_of(r.key);
         while let Some(k) = self.heap.peek_within(limit) {
             if k > r.key {

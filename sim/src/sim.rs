@@ -442,16 +442,15 @@ impl<'o, P: Protocol> Simulation<'o, P> {
         let mut next_progress = PROGRESS_EVERY_NS;
         loop {
             // The earliest of the queued events and the next request (`None`).
-            let (t, ev) = match self.next_request {
-                Some((r, _)) => match self.queue.pop_before(r) {
-                    Some((t, ev)) => (t, Some(ev)),
-                    None => (r.time(), None),
-                },
-                None => match self.queue.pop() {
-                    Some((t, ev)) => (t, Some(ev)),
+            let ev = match self.next_request {
+                Some((r, _)) => self.queue.pop_payload_before(r),
+                None => match self.queue.pop_payload() {
+                    Some(ev) => Some(ev),
                     None => break,
                 },
             };
+            // The time of the event popped, or of the request now due.
+            let t = self.queue.now();
             if t > self.end_ns {
                 break;
             }
