@@ -1138,11 +1138,6 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 // An entry spans two cache lines: load both (its variant, read first
                 // below, sits at the start; its shard at the end).
                 warm ^= op.shard ^ u32::from(matches!(op.op, ShardOp::Tx(_)));
-                // The receipts below read the client transactions after the ledger has
-                // applied the block: start loading them now, to arrive meanwhile.
-                if let Some(ct) = self.txs.get(op.client_tx) {
-                    prefetch_lines(ct);
-                }
             }
         }
         std::hint::black_box(warm);
@@ -1172,6 +1167,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
                 continue;
             }
             op.executed = true;
+            // The receipts below read the client transactions after the ledger has
+            // applied the block: start loading them now, to arrive meanwhile.
+            if let Some(ct) = self.txs.get(op.client_tx) {
+                prefetch_lines(ct);
+            }
             fresh.push(Executed {
                 op_id: tx.id,
                 client_tx: op.client_tx,
