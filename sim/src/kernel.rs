@@ -275,10 +275,7 @@ impl Reserved {
     }
 }
 
-/// One slab slot: the sequence number of its occupant and the payload. Aligned to a
-/// cache line, so that a slot whose payload fits one line (every PBFT event does) costs
-/// one line to read, not two.
-#[repr(align(64))]
+/// One slab slot: the sequence number of its occupant and the payload.
 struct Slot<E> {
     seq: u64,
     payload: Option<E>,
