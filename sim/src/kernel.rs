@@ -16,9 +16,9 @@
 //! with the cancelled event).
 
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use ledger_core::prefetch::prefetch;
-use std::collections::BinaryHeap;
 
 /// Virtual time in nanoseconds since the start of the run.
 pub type TimeNs = u64;
