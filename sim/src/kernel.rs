@@ -385,7 +385,7 @@ impl<E> EventQueue<E> {
                 let entry = &mut self.slots[s as usize];
                 entry.seq = seq;
                 // A free slot holds no payload: overwrite without reading the old one.
-                let old = std::mem::replace(&mut entry.payload, Some(payload));
+                let old = entry.payload.replace(payload);
                 debug_assert!(old.is_none(), "free slab slot {s} held a payload");
                 std::mem::forget(old);
                 s
@@ -440,10 +440,17 @@ impl<E> EventQueue<E> {
         self.live -= 1;
         debug_assert!(time >= self.now, "event queue went back in time");
         self.now = time;
-        // The next event of this bucket is likely the next popped: start loading its
-        // slot while this one is handled.
-        if let Some(&Reverse(next)) = self.heap.current.peek() {
-            if let Some(s) = self.slots.get(unpack(next).2 as usize) {
+        // The event after the next one of this bucket (the smaller child of the heap's
+        // root) is likely popped two pops from now: start loading its slot, so that
+        // [`Self::peek_next`] finds it in cache after the next pop.
+        let keys = self.heap.current.as_slice();
+        let after_next = match (keys.get(1), keys.get(2)) {
+            (Some(&Reverse(a)), Some(&Reverse(b))) => Some(a.min(b)),
+            (Some(&Reverse(a)), None) => Some(a),
+            _ => None,
+        };
+        if let Some(k) = after_next {
+            if let Some(s) = self.slots.get(unpack(k).2 as usize) {
                 prefetch(s);
             }
         }
@@ -470,6 +477,20 @@ impl<E> EventQueue<E> {
     #[inline]
     pub fn pop(&mut self) -> Option<(TimeNs, E)> {
         self.pop_payload().map(|e| (self.now, e))
+    }
+
+    /// The payload of the event at the head of the current bucket, the likely next to
+    /// be popped (`None` if there is none, or it was cancelled), without removing it:
+    /// a caller may prefetch what handling it will touch.
+    #[inline]
+    pub fn peek_next(&self) -> Option<&E> {
+        let &Reverse(k) = self.heap.current.peek()?;
+        let (_, seq, slot) = unpack(k);
+        let entry = self.slots.get(slot as usize)?;
+        if entry.seq != seq {
+            return None;
+        }
+        entry.payload.as_ref()
     }
 
     /// [`Self::pop`] without the time, which is [`Self::now`] afterwards (the caller
@@ -533,6 +554,27 @@ impl<E> EventQueue<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `peek_next` names what the next pop returns while the current bucket holds it,
+    /// and never a cancelled event.
+    #[test]
+    fn peek_next_is_the_next_pop_within_a_bucket() {
+        let mut q = EventQueue::new();
+        for i in 0..50u32 {
+            q.schedule(u64::from(i % 7) * 1_000, i).expect("schedule");
+        }
+        let cancelled = q.schedule(500, 99).expect("schedule");
+        assert_eq!(q.pop(), Some((0, 0)));
+        q.cancel(cancelled);
+        let mut peeked_some = 0;
+        while let Some(&next) = q.peek_next() {
+            assert_ne!(next, 99, "a cancelled event was peeked");
+            let (_, got) = q.pop().expect("a peeked event pops");
+            assert_eq!(got, next);
+            peeked_some += 1;
+        }
+        assert!(peeked_some > 0);
+    }
 
     #[test]
     fn ties_are_fifo_and_time_ordered() {

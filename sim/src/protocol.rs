@@ -158,6 +158,13 @@ pub trait Replica {
     /// A timer set with [`Ctx::set_timer`] fired (cancelled timers never fire;
     /// timers set before a crash never fire after it).
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Timer>, timer: Self::Timer);
+    /// A hint: `msg` is likely the next message this replica handles. A replica may
+    /// prefetch the state handling it will touch (see `ledger_core::prefetch`); it must
+    /// not change anything. The default does nothing.
+    #[inline]
+    fn prefetch_for(&self, msg: &Self::Msg) {
+        let _ = msg;
+    }
     /// Called when a crashed node restarts. The simulator does not touch replica
     /// state; the replica must itself discard what it would not have kept durable
     /// (volatile state, pending timers are already gone) and re-arm its timers.

@@ -107,6 +107,7 @@ use crate::protocol::{
     BlockRef, ByzantineBehaviour, Ctx, Message, NodeId, Protocol, Replica, TimerId, TxRef,
 };
 use crate::scenario::{Scenario, ScenarioError};
+use ledger_core::prefetch::{prefetch, prefetch_lines};
 use rustc_hash::FxHashSet;
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -2210,6 +2211,25 @@ fn q_bytes(q: usize) -> u64 {
 impl Replica for PbftReplica {
     type Msg = PbftMsg;
     type Timer = PbftTimer;
+
+    #[inline]
+    fn prefetch_for(&self, msg: &PbftMsg) {
+        // The log slot a vote or pre-prepare reads first: its header line, and the
+        // votes it adds to.
+        let (seq, votes) = match msg {
+            PbftMsg::Prepare { seq, .. } => (*seq, Some(false)),
+            PbftMsg::Commit { seq, .. } => (*seq, Some(true)),
+            PbftMsg::PrePrepare { seq, .. } => (*seq, None),
+            _ => return,
+        };
+        let slot = &self.log.ring[self.log.index(seq)];
+        prefetch(slot);
+        match votes {
+            Some(false) => prefetch_lines(&slot.prepares),
+            Some(true) => prefetch_lines(&slot.commits),
+            None => {}
+        }
+    }
 
     fn on_start(&mut self, _ctx: &mut C<'_>) {}
 
