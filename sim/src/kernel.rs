@@ -140,7 +140,7 @@ impl TimeQueue {
     /// Insert `key`; its bucket must not be before the current one (the kernel never
     /// schedules before `now`, and `cur` is at most `now`'s bucket: see [`Self::pop`]
     /// and [`Self::drained_at`]).
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, key: u128) {
         let b = bucket_of(key);
         assert!(b >= self.cur, "key before the current bucket");
@@ -157,7 +157,7 @@ impl TimeQueue {
     }
 
     /// Remove the smallest key.
-    #[inline]
+    #[inline(always)]
     fn pop(&mut self) -> Option<u128> {
         loop {
             if let Some(Reverse(k)) = self.current.pop() {

@@ -158,6 +158,10 @@ pub trait Replica {
     /// A timer set with [`Ctx::set_timer`] fired (cancelled timers never fire;
     /// timers set before a crash never fire after it).
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Timer>, timer: Self::Timer);
+    /// Whether the simulator should call [`Replica::prefetch_for`] (a protocol whose
+    /// replicas do not implement it leaves this `false`, and the simulator skips the
+    /// look at the next event altogether).
+    const PREFETCH_HINTS: bool = false;
     /// A hint: `msg` is likely the next message this replica handles. A replica may
     /// prefetch the state handling it will touch (see `ledger_core::prefetch`); it must
     /// not change anything. The default does nothing.

@@ -452,9 +452,11 @@ impl<'o, P: Protocol> Simulation<'o, P> {
             // The time of the event popped, or of the request now due.
             let t = self.queue.now();
             // Let the receiver of the likely next message start loading its state.
-            if let Some(Event::Deliver { to, msg, .. }) = self.queue.peek_next() {
-                if let Some(r) = self.replicas.get(*to as usize) {
-                    r.prefetch_for(msg);
+            if <P::Replica as Replica>::PREFETCH_HINTS {
+                if let Some(Event::Deliver { to, msg, .. }) = self.queue.peek_next() {
+                    if let Some(r) = self.replicas.get(*to as usize) {
+                        r.prefetch_for(msg);
+                    }
                 }
             }
             if t > self.end_ns {

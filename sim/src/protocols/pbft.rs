@@ -2212,6 +2212,8 @@ impl Replica for PbftReplica {
     type Msg = PbftMsg;
     type Timer = PbftTimer;
 
+    const PREFETCH_HINTS: bool = true;
+
     #[inline]
     fn prefetch_for(&self, msg: &PbftMsg) {
         // The log slot a vote or pre-prepare reads first: its header line, and the
