@@ -17,34 +17,13 @@
 /// for it (a no-op on targets other than x86-64). A pure performance hint.
 #[inline(always)]
 pub fn prefetch<T>(r: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` requires the `sse` target feature, which is part of the
-    // x86-64 baseline (every x86-64 CPU has it, and rustc enables it for every x86-64
-    // target). Its pointer comes from a reference, and a prefetch neither dereferences it
-    // architecturally nor faults, so no memory-safety condition applies.
-    unsafe {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
+    prefetch_byte((r as *const T).cast::<u8>());
 }
 
 /// [`prefetch`] every cache line that `*r` overlaps (a value may straddle two lines).
 #[inline(always)]
 pub fn prefetch_lines<T: ?Sized>(r: &T) {
-    const LINE_BYTES: usize = 64;
-    let size = std::mem::size_of_val(r);
-    let start = (r as *const T).cast::<u8>();
-    let mut off = 0;
-    while off < size {
-        prefetch_byte(start.wrapping_add(off));
-        off += LINE_BYTES;
-    }
-    // The last byte, whose line the steps above miss when `*r` is not line-aligned.
-    if size > 1 {
-        prefetch_byte(start.wrapping_add(size - 1));
-    }
+    prefetch_span((r as *const T).cast::<u8>(), std::mem::size_of_val(r));
 }
 
 /// [`prefetch_lines`] of the place `elems_ahead` elements after `*r` in memory, as if
@@ -53,27 +32,36 @@ pub fn prefetch_lines<T: ?Sized>(r: &T) {
 /// only computed (never dereferenced), and the CPU drops a prefetch it cannot serve.
 #[inline(always)]
 pub fn prefetch_ahead<T>(r: &T, elems_ahead: usize) {
-    const LINE_BYTES: usize = 64;
     let size = std::mem::size_of::<T>();
     let start = (r as *const T)
         .cast::<u8>()
         .wrapping_add(elems_ahead.wrapping_mul(size));
+    prefetch_span(start, size);
+}
+
+/// [`prefetch`] every line of the `size` bytes from `start` (any address).
+#[inline(always)]
+fn prefetch_span(start: *const u8, size: usize) {
+    const LINE_BYTES: usize = 64;
     let mut off = 0;
     while off < size {
         prefetch_byte(start.wrapping_add(off));
         off += LINE_BYTES;
     }
+    // The last byte, whose line the steps above miss when the span is not line-aligned.
     if size > 1 {
         prefetch_byte(start.wrapping_add(size - 1));
     }
 }
 
-/// [`prefetch`] of the line holding byte `p` (any address: a prefetch does not fault).
+/// Start loading the line holding byte `p` (any address: a prefetch does not fault).
 #[inline(always)]
 fn prefetch_byte(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `prefetch`: SSE is baseline on x86-64, and a prefetch neither
-    // dereferences its address architecturally nor faults.
+    // SAFETY: `_mm_prefetch` requires the `sse` target feature, which is part of the
+    // x86-64 baseline (every x86-64 CPU has it, and rustc enables it for every x86-64
+    // target). A prefetch neither dereferences its address architecturally nor faults,
+    // whatever the address, so no memory-safety condition applies.
     unsafe {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
