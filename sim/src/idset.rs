@@ -146,30 +146,20 @@ impl IdSet {
         let mut ids = ids.into_iter().peekable();
         while let Some(first) = ids.next() {
             let p = (first / PAGE_BITS) as usize;
-            if !matches!(self.pages.get(p), Some(Some(_))) {
+            let Some(Some(page)) = self.pages.get_mut(p) else {
                 self.insert(first);
                 on_new(first);
                 continue;
-            }
-            let Some(Some(page)) = self.pages.get_mut(p) else {
-                unreachable!("page {p} checked present above");
             };
-            let mut id = first;
             let mut added = 0u32;
-            loop {
+            for id in std::iter::once(first).chain(std::iter::from_fn(|| next_on_page(&mut ids, p)))
+            {
                 self.hi = self.hi.max(id);
                 let (_, w, m) = Self::split(id);
                 if page.words[w] & m == 0 {
                     page.words[w] |= m;
                     added += 1;
                     on_new(id);
-                }
-                match ids.peek() {
-                    Some(&next) if (next / PAGE_BITS) as usize == p => {
-                        id = next;
-                        ids.next();
-                    }
-                    _ => break,
                 }
             }
             page.count += added;
@@ -192,22 +182,15 @@ impl IdSet {
             let Some(Some(page)) = self.pages.get_mut(p) else {
                 continue;
             };
-            let mut id = first;
             let mut removed = 0u32;
-            loop {
-                // Ids above `hi` are absent: their bits are clear, so testing them is
-                // the same as skipping them.
+            // Ids above `hi` are absent: their bits are clear, so testing them is the same
+            // as skipping them.
+            for id in std::iter::once(first).chain(std::iter::from_fn(|| next_on_page(&mut ids, p)))
+            {
                 let (_, w, m) = Self::split(id);
                 if page.words[w] & m != 0 {
                     page.words[w] &= !m;
                     removed += 1;
-                }
-                match ids.peek() {
-                    Some(&next) if (next / PAGE_BITS) as usize == p => {
-                        id = next;
-                        ids.next();
-                    }
-                    _ => break,
                 }
             }
             page.count -= removed;
@@ -258,6 +241,16 @@ impl IdSet {
         self.len = 0;
         self.hi = 0;
     }
+}
+
+/// The next id of `ids` if it lies on page `p` (the run of ids on one page that
+/// [`IdSet::insert_each`] and [`IdSet::remove_each`] handle with one page lookup).
+#[inline]
+fn next_on_page<I: Iterator<Item = u32>>(
+    ids: &mut std::iter::Peekable<I>,
+    p: usize,
+) -> Option<u32> {
+    ids.next_if(|&id| (id / PAGE_BITS) as usize == p)
 }
 
 #[cfg(test)]
