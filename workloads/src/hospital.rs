@@ -97,9 +97,9 @@ pub(crate) struct Hospital {
     /// are still to be used.
     ahead: [u32; PATIENTS_AHEAD],
     ahead_next: usize,
-    /// The draws of the batch after `ahead` (valid once `raw_ready`).
+    /// The draws of the batch after `ahead` (the first batch's are drawn at
+    /// construction, each later one when the batch before it is resolved).
     raw_ahead: [u64; PATIENTS_AHEAD],
-    raw_ready: bool,
     /// Every organisation id (for choosing a foreign accessor).
     org_count: u64,
     /// Reads turned into writes because the patient had no record yet.
@@ -115,7 +115,7 @@ impl Hospital {
         cfg: &HospitalConfig,
         consortium: &Consortium,
         rng: Stream,
-        patient_rng: Stream,
+        mut patient_rng: Stream,
     ) -> Hospital {
         let weights = cfg.resource_weights.as_array();
         let resources = PackedAlias::new(&weights)
@@ -123,6 +123,9 @@ impl Hospital {
         let sizes = cfg.resource_size_bytes.as_array();
 
         let consent_duration_ms = (cfg.consent_duration_days * 86_400_000.0) as u64;
+        // The first batch's patient draws; later batches are drawn (with their alias
+        // entries prefetched) one batch ahead in `next`.
+        let raw_ahead = std::array::from_fn(|_| patient_rng.next_u64());
         Hospital {
             rng,
             resources,
@@ -138,8 +141,7 @@ impl Hospital {
             patient_rng,
             ahead: [0; PATIENTS_AHEAD],
             ahead_next: PATIENTS_AHEAD,
-            raw_ahead: [0; PATIENTS_AHEAD],
-            raw_ready: false,
+            raw_ahead,
             org_count: consortium.orgs().len() as u64,
             owed_reads: 0,
             historic: historic_records(cfg, consortium),
@@ -186,14 +188,10 @@ impl Hospital {
         consortium: &Consortium,
     ) -> (Tx, WorkloadKind) {
         if self.ahead_next == PATIENTS_AHEAD {
-            if !self.raw_ready {
-                patients.draw_batch(&mut self.patient_rng, &mut self.raw_ahead);
-            }
             patients.resolve_batch(&self.raw_ahead, &mut self.ahead);
             // The next batch's draws (the stream is the patients' own, so drawing them
             // now changes no other draw), whose alias entries load meanwhile.
             patients.draw_batch(&mut self.patient_rng, &mut self.raw_ahead);
-            self.raw_ready = true;
             self.ahead_next = 0;
         }
         let p = self.ahead[self.ahead_next];
